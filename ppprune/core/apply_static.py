@@ -1,0 +1,126 @@
+"""Carry a plan out on a static Program (shapes, attributes, constants) and its Scope (tensors)."""
+import numpy as np
+
+from .graph import BACKWARD, OPTIMIZER
+
+
+def extend_to_training(view, removal):
+    """Gradients and optimizer state follow their forward tensors: a pruned weight's `@GRAD`, velocity
+    and moments lose the same indices, or training would continue silently on misaligned state."""
+    out = dict(removal)
+    by_key = {}
+    for (key, axis), idx in removal.items():
+        by_key.setdefault(key, []).append((axis, idx))
+    for grad, fwd in view.grad_mirror().items():
+        for axis, idx in by_key.get(fwd, []):
+            out[(grad, axis)] = idx
+    for op in view.ops:
+        if op.kind != OPTIMIZER:
+            continue
+        (param,) = op.ins("param")
+        shape = view.shape(param)
+        for keys in list(op.inputs.values()) + list(op.outputs.values()):
+            for k in keys:
+                if k != param and view.shape(k) == shape:
+                    for axis, idx in by_key.get(param, []):
+                        out[(k, axis)] = idx
+    return out
+
+
+def new_shapes(view, removal):
+    """{key: shape after pruning} for every value whose recorded shape changes."""
+    dec = {}
+    for (key, axis), idx in removal.items():
+        dec.setdefault(key, {})[axis] = len(idx)
+    shapes = {}
+    for key, axes in dec.items():
+        shape = view.shape(key)
+        if shape is None:
+            continue
+        new = list(shape)
+        for axis, n in axes.items():
+            if axis < len(new) and new[axis] > 0:
+                new[axis] -= n
+        if new != shape:
+            shapes[key] = new
+    return shapes
+
+
+def apply_program(view, removal, edits):
+    for key, shape in new_shapes(view, removal).items():
+        view.set_shape(key, shape)
+    for (kind, op, name, pos), n in edits.items():
+        if kind == "attr":
+            value = op.attr(name) - n
+            for target in [op] + _paired_grads(view, op, name):
+                view.set_attr(target, name, value)
+        else:
+            values = list(op.attr(name))
+            values[pos] -= n
+            view.set_const(op, name, values)
+            for grad in _paired_grads(view, op, name):  # legacy grads copy the constant as an attribute
+                view.set_attr(grad, name, values)
+
+
+def _paired_grads(view, op, attr):
+    """Backward ops of `op` that carry their own copy of attribute `attr` (e.g. groups)."""
+    inputs = {k for ks in op.inputs.values() for k in ks} | {k for ks in op.outputs.values() for k in ks}
+    found = []
+    for k in inputs:
+        for b in view.consumers.get(k, []):
+            if b.kind == BACKWARD and b.type == op.type + "_grad" and b not in found and b.attr(attr) is not None:
+                found.append(b)
+    return found
+
+
+def scope_changes(view, removal):
+    """{persistable name: {axis: indices}} for the tensors of the scope that a removal touches."""
+    out = {}
+    for (key, axis), idx in removal.items():
+        name = view.persistable_name(key)
+        if name is not None:
+            out.setdefault(name, {})[axis] = np.asarray(idx, dtype=np.int64)
+    return out
+
+
+def apply_scope(scope, changes, place=None, lazy=False):
+    """Prune (or, lazily, zero) scope tensors in place. Every new array is computed before the first is
+    written, so a failure leaves the scope as it was. Returns {name: original array}."""
+    originals, updates = {}, []
+    for name, axes in changes.items():
+        var = scope.find_var(name)
+        if var is None:  # e.g. optimizer state not created yet: nothing to prune
+            continue
+        tensor = var.get_tensor()
+        if not tensor._is_initialized():
+            continue
+        arr = np.array(tensor)
+        new = arr.copy() if lazy else arr
+        for axis, idx in axes.items():
+            if lazy:
+                index = [slice(None)] * arr.ndim
+                index[axis] = idx
+                new[tuple(index)] = 0
+            else:
+                new = np.delete(new, idx, axis=axis)
+        originals[name] = arr
+        updates.append((tensor, new))
+    for tensor, new in updates:
+        tensor.set(np.ascontiguousarray(new), place if place is not None else _place_of(tensor))
+    return originals
+
+
+def _place_of(tensor):
+    import paddle
+
+    place = tensor._place()
+    if place.is_gpu_place():
+        return paddle.CUDAPlace(place.gpu_device_id())
+    return paddle.CPUPlace()
+
+
+def restore_scope(scope, backup, place=None):
+    """Put tensors saved by `apply_scope` (or `param_backup`) back, shapes included."""
+    for name, arr in backup.items():
+        tensor = scope.find_var(name).get_tensor()
+        tensor.set(arr, place if place is not None else _place_of(tensor))

@@ -1,0 +1,60 @@
+"""Channel correspondences: which channels of one tensor axis stand for which channels of the master.
+
+Walking a group with *all* master channels once gives every coupled (tensor, axis) a `Chans`; pruning any
+subset of the master's channels is then a filter over those arrays, with no second walk.
+"""
+import numpy as np
+
+
+class Chans:
+    """`local[i]` (an index on this tensor axis) follows `master[i]` (a channel of the master weight)."""
+
+    __slots__ = ("local", "master")
+
+    def __init__(self, local, master):
+        self.local = np.asarray(local, dtype=np.int64)
+        self.master = np.asarray(master, dtype=np.int64)
+
+    @classmethod
+    def identity(cls, n):
+        idx = np.arange(n, dtype=np.int64)
+        return cls(idx, idx)
+
+    def __len__(self):
+        return len(self.local)
+
+    def shift(self, offset):
+        return Chans(self.local + offset, self.master)
+
+    def window(self, lo, hi):
+        """The entries that fall in [lo, hi), re-based to start at 0 (a concat input, a split output)."""
+        keep = (self.local >= lo) & (self.local < hi)
+        return Chans(self.local[keep] - lo, self.master[keep])
+
+    def expand(self, k):
+        """Each channel becomes k consecutive ones (flatten before fc, conv groups with k outputs)."""
+        if k == 1:
+            return self
+        local = (self.local[:, None] * k + np.arange(k)).reshape(-1)
+        return Chans(local, np.repeat(self.master, k))
+
+    def blocks(self, k):
+        """One entry per block of k consecutive channels, represented by the block's first master."""
+        if k == 1:
+            return self
+        ids, first = np.unique(self.local // k, return_index=True)
+        return Chans(ids, self.master[first])
+
+    def union(self, other):
+        pairs = np.unique(np.concatenate([np.stack([self.local, self.master]), np.stack([other.local, other.master])], axis=1), axis=1)
+        return Chans(pairs[0], pairs[1])
+
+    def minus(self, other):
+        """Entries of self whose (local, master) pair is not in other."""
+        seen = set(zip(other.local.tolist(), other.master.tolist()))
+        keep = np.array([(l, m) not in seen for l, m in zip(self.local.tolist(), self.master.tolist())], dtype=bool)
+        return Chans(self.local[keep], self.master[keep])
+
+    def select(self, master_mask):
+        """The distinct local indices that follow the selected master channels (a boolean mask)."""
+        return np.unique(self.local[master_mask[self.master]])

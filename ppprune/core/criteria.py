@@ -1,0 +1,70 @@
+"""Criteria: a score per master channel; lower scores are pruned first.
+
+Each criterion is `fn(group, read) -> np.ndarray[size]` where `read(name)` returns a tensor of the scope
+as numpy. Criteria look only at the master weight, except `bn_scale` which reads the batch norm that
+follows it.
+"""
+import numpy as np
+
+from .errors import PruneError
+
+CRITERIA = {}
+
+
+def criterion(name):
+    def add(fn):
+        CRITERIA[name] = fn
+        return fn
+
+    return add
+
+
+def _filters(group, read):
+    w = read(group.master).astype(np.float64)
+    return np.moveaxis(w, group.axis, 0).reshape(w.shape[group.axis], -1)
+
+
+@criterion("l1_norm")
+def l1_norm(group, read):
+    return np.abs(_filters(group, read)).sum(axis=1)
+
+
+@criterion("l2_norm")
+def l2_norm(group, read):
+    return np.sqrt((_filters(group, read) ** 2).sum(axis=1))
+
+
+@criterion("geometry_median")
+def geometry_median(group, read):
+    """FPGM: a filter close to all others (near the geometric median) is the most replaceable."""
+    f = _filters(group, read)
+    sq = (f**2).sum(axis=1)
+    d2 = np.maximum(sq[:, None] + sq[None, :] - 2 * f @ f.T, 0.0)
+    return np.sqrt(d2).sum(axis=1)
+
+
+@criterion("bn_scale")
+def bn_scale(group, read):
+    """|gamma| of the first batch norm the master's channels reach (network slimming)."""
+    for key, axis in group.tagged("bn_scale"):
+        ch = group.nodes[(key, axis)]
+        name = group.names.get(key)
+        if name is None:
+            continue
+        gamma = np.abs(read(name).astype(np.float64))
+        scores = np.full(group.size, np.inf)
+        scores[ch.master] = gamma[ch.local]
+        if np.isfinite(scores).all():
+            return scores
+    raise PruneError(
+        f"criterion 'bn_scale' needs a batch_norm after '{group.master}', and none follows it. "
+        f"Use 'l1_norm' for this weight."
+    )
+
+
+def get_criterion(name):
+    if callable(name):
+        return name
+    if name not in CRITERIA:
+        raise PruneError(f"unknown criterion '{name}'; choose one of {', '.join(sorted(CRITERIA))}")
+    return CRITERIA[name]

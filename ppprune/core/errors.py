@@ -1,0 +1,17 @@
+"""Errors the core raises. Each names the problem and the way out."""
+
+
+class PruneError(ValueError):
+    """Bad input or a program the core cannot prune; nothing was changed."""
+
+
+class CannotFollow(PruneError):
+    """A channel rule cannot carry pruned channels through an op."""
+
+    def __init__(self, param, op, why):
+        self.param, self.op_type = param, op.type
+        super().__init__(
+            f"cannot prune '{param}': its channels reach op '{op.type}' (op #{op.index}) and {why}. "
+            f"Leave '{param}' out of the pruned params, or add a channel rule for '{op.type}' in "
+            f"ppprune/core/rules.py."
+        )

@@ -1,0 +1,205 @@
+"""Graph view of a PIR program (paddle 3.x default IR).
+
+PIR values have no names: a value's key is its `.id`. Never compare values with `==` (that builds a
+`pd_op.equal` op). Vector plumbing (`builtin.combine` / `builtin.split`) is folded away: an op reading a
+combined vector sees the member values in its slot, an op whose vector result is split sees the pieces.
+"""
+import paddle
+
+from .base import BACKWARD, FORWARD, OPTIMIZER, OTHER, OpView, ViewBase
+
+_PLUMBING = {"builtin.combine", "builtin.split", "builtin.parameter", "builtin.slice"}
+_OUTPUT_MARKERS = {"builtin.shadow_output", "pd_op.fetch"}
+_CONSTANT_OPS = {"pd_op.full_int_array", "pd_op.full"}
+
+
+def _canonical_type(name):
+    t = name.split(".", 1)[1] if "." in name else name
+    return t[:-1] if t.endswith("_") else t
+
+
+class PirView(ViewBase):
+    ir = "pir"
+
+    def __init__(self, program):
+        self.program = program
+        self.block = program.global_block()
+        self.values = {}  # key -> Value
+        self._names = {}  # key -> persistable name
+        self._vector_of = {}  # member key -> (vector Value, index) for type refreshes
+        self._params = {}
+        self._markers = set()
+        self.ops = []
+        raw_ops = list(self.block.ops)
+        split_of = {}
+        for raw in raw_ops:
+            name = raw.name()
+            if name == "builtin.parameter":
+                v = raw.result(0)
+                pname = raw.str_attr("parameter_name")
+                self._params[pname] = self._key(v)
+                self._names[self._key(v)] = pname
+            elif name == "builtin.split":
+                split_of[self._key(raw.operand_source(0))] = list(raw.results())
+            elif name == "pd_op.data" and raw.result(0).persistable:
+                self._names[self._key(raw.result(0))] = raw.str_attr("name")
+        for raw in raw_ops:
+            name = raw.name()
+            if name in _PLUMBING:
+                continue
+            if name in _OUTPUT_MARKERS:
+                self._markers.update(self._key(v) for v in raw.operands_source())
+            ins, outs = self._slots(raw, split_of)
+            canon = _canonical_type(name)
+            self.ops.append(OpView(raw, canon, self._kind(name, canon, ins, outs), ins, outs, len(self.ops), self._read_attr))
+        self._index()
+
+    def _key(self, value):
+        k = value.id
+        self.values[k] = value
+        return k
+
+    def _slots(self, raw, split_of):
+        in_names = raw.get_input_names() if raw.name().startswith("pd_op.") else None
+        out_names = raw.get_output_names() if raw.name().startswith("pd_op.") else None
+        ins = {}
+        for i, v in enumerate(raw.operands_source()):
+            slot = in_names[i] if in_names and i < len(in_names) else f"operand{i}"
+            if not v.initialized():
+                ins[slot] = []
+                continue
+            src = v.get_defining_op()
+            if src is not None and src.name() == "builtin.combine":
+                members = list(src.operands_source())
+                for j, m in enumerate(members):
+                    self._vector_of[self._key(m)] = (v, j)
+                ins[slot] = [self._key(m) for m in members]
+            else:
+                ins[slot] = [self._key(v)]
+        outs = {}
+        for i, r in enumerate(raw.results()):
+            slot = out_names[i] if out_names and i < len(out_names) else f"result{i}"
+            if not r.initialized():
+                outs[slot] = []
+                continue
+            pieces = split_of.get(r.id)
+            if pieces is not None:
+                for j, p in enumerate(pieces):
+                    self._vector_of[self._key(p)] = (r, j)
+                outs[slot] = [self._key(p) for p in pieces]
+            else:
+                outs[slot] = [self._key(r)]
+        return ins, outs
+
+    @staticmethod
+    def _kind(name, canon, ins, outs):
+        if not name.startswith("pd_op.") or canon in ("data", "feed", "fetch"):
+            return OTHER
+        if "param" in ins and "param_out" in outs:
+            return OPTIMIZER
+        if canon.endswith("_grad"):
+            return BACKWARD
+        return FORWARD
+
+    def _read_attr(self, op, name):
+        raw = op.raw
+        if raw.name().startswith("pd_op.") and raw.has_attr(name):
+            return raw.attrs()[name]
+        keys = op.inputs.get(name)
+        if keys and len(keys) == 1:
+            src = self.values[keys[0]].get_defining_op()
+            if src is not None and src.name() in _CONSTANT_OPS:
+                value = src.attrs()["value"]
+                # `full` stores integral constants (concat/split axis) as floats
+                return int(value) if isinstance(value, float) and value.is_integer() else value
+        return None
+
+    # -- values ---------------------------------------------------------------------------------
+    def shape(self, key):
+        v = self.values.get(key)
+        if v is None or not v.is_dense_tensor_type():
+            return None
+        return list(v.shape)
+
+    def set_shape(self, key, shape):
+        v = self.values[key]
+        v.set_type(paddle.pir.create_shaped_type(v.type(), [int(d) for d in shape]))
+        vec = self._vector_of.get(key)
+        if vec is not None:
+            self._refresh_vector(vec[0])
+
+    def _refresh_vector(self, vector):
+        from paddle.base.libpaddle.pir import create_vec_type
+
+        src = vector.get_defining_op()
+        if src is not None and src.name() == "builtin.combine":
+            members = list(src.operands_source())
+        else:  # a vector result taken apart by builtin.split
+            members = list(next(op for op in vector.all_used_ops() if op.name() == "builtin.split").results())
+        vector.set_type(create_vec_type([m.type() for m in members]))
+
+    def persistable_name(self, key):
+        return self._names.get(key)
+
+    def param_names(self):
+        return list(self._params)
+
+    def param_key(self, name):
+        return self._params.get(name)
+
+    def is_fetched(self, key):
+        return key in self._markers
+
+    def grad_mirror(self):
+        """{gradient key: forward key}: a `<slot>_grad` output of a grad op mirrors its `<slot>` input."""
+        mirror = {}
+        for op in self.ops:
+            if op.kind != BACKWARD:
+                continue
+            for slot, keys in op.outputs.items():
+                if not slot.endswith("_grad"):
+                    continue
+                fwd = op.ins(slot[: -len("_grad")])
+                for g, f in zip(keys, fwd):
+                    mirror[g] = f
+        # Gradients summed over several uses (add_n) mirror what their summands mirror.
+        for op in self.ops:
+            if op.type == "add_n":
+                srcs = [mirror[k] for k in op.ins("inputs") if k in mirror]
+                if srcs:
+                    for k in op.outs("out"):
+                        mirror[k] = srcs[0]
+        return mirror
+
+    # -- edits ----------------------------------------------------------------------------------
+    def set_attr(self, op, name, value):
+        if isinstance(value, bool):
+            op.raw.set_bool_attr(name, value)
+        elif isinstance(value, int):
+            op.raw.set_int_attr(name, value)
+        else:
+            raise NotImplementedError(f"cannot set attribute {name}={value!r} on {op.type} in PIR")
+        op.forget_attr(name)
+
+    def set_const(self, op, slot, values):
+        """Give `op` a new constant for `slot`. The `full_int_array` op is replaced, not edited: editing
+        its `value` attribute in place crashes at run time in paddle 3.3.1."""
+        (key,) = op.ins(slot)
+        old_value = self.values[key]
+        src = old_value.get_defining_op()
+        if src is None or src.name() != "pd_op.full_int_array":
+            raise NotImplementedError(f"{op.type} reads its {slot} from a computed tensor, not a constant")
+        attrs = src.attrs()
+        paddle.pir.set_insertion_point(src)
+        try:
+            new = paddle._C_ops.full_int_array([int(v) for v in values], attrs["dtype"], attrs["place"])
+        finally:
+            paddle.pir.reset_insertion_point_to_end()
+        old_value.replace_all_uses_with(new)
+        src.erase()
+        new_key = self._key(new)
+        for user in self.consumers.pop(key, []):
+            for s, ks in user.inputs.items():
+                user.inputs[s] = [new_key if k == key else k for k in ks]
+            user.forget_attr(slot)
+            self.consumers.setdefault(new_key, []).append(user)

@@ -1,0 +1,177 @@
+"""Groups: a master conv weight and every (tensor, axis) whose channels are tied to its output channels.
+
+`discover` walks the graph once from the master with all of its channels, calling the channel rules of
+every forward op it meets. Each reached (tensor, axis) keeps a `Chans` correspondence to the master, so
+pruning any subset of master channels is a filter (`Group.removal`), not another walk.
+"""
+from collections import deque
+
+import numpy as np
+
+from .chans import Chans
+from .errors import CannotFollow, PruneError
+from .graph import FORWARD
+from .rules import RULES
+
+CONV_TYPES = {"conv2d": 0, "depthwise_conv2d": 0, "conv2d_transpose": 1}  # op type -> output-channel axis
+
+
+class Group:
+    """The result of one walk. `nodes[(key, axis)]` maps that axis's channels to master channels."""
+
+    def __init__(self, master, key, axis, size):
+        self.master, self.key, self.axis, self.size = master, key, axis, size
+        self.nodes, self.kinds, self.tags = {}, {}, {}
+        self.attr_edits, self.const_edits = {}, {}  # (op, name[, pos]) -> (units Chans, per)
+        self.outputs = []
+        self._parent = np.arange(size)
+
+    # -- what the walk found ----------------------------------------------------------------------
+    def members(self):
+        return set(self.nodes)
+
+    def tagged(self, tag):
+        return self.tags.get(tag, [])
+
+    def atoms(self):
+        """Master channels that must be pruned together, as a list of index arrays (ascending)."""
+        roots = np.array([self._find(i) for i in range(self.size)])
+        return [np.flatnonzero(roots == r) for r in np.unique(roots)]
+
+    def _find(self, i):
+        while self._parent[i] != i:
+            self._parent[i] = self._parent[self._parent[i]]
+            i = self._parent[i]
+        return i
+
+    def _union(self, members):
+        root = self._find(members[0])
+        for m in members[1:]:
+            self._parent[self._find(m)] = root
+
+    # -- what a selection removes -----------------------------------------------------------------
+    def removal(self, pruned):
+        """{(key, axis): local indices} removed when master channels `pruned` go."""
+        mask = np.zeros(self.size, dtype=bool)
+        mask[np.asarray(pruned, dtype=np.int64)] = True
+        out = {}
+        for node, ch in self.nodes.items():
+            idx = ch.select(mask)
+            if len(idx):
+                out[node] = idx
+        return out, self._edits(mask)
+
+    def _edits(self, mask):
+        edits = []
+        for (op, name), (units, per) in self.attr_edits.items():
+            n = len(units.select(mask)) * per
+            if n:
+                edits.append(("attr", op, name, None, n))
+        for (op, slot, pos), (units, per) in self.const_edits.items():
+            n = len(units.select(mask)) * per
+            if n:
+                edits.append(("const", op, slot, pos, n))
+        return edits
+
+
+class _Walk:
+    """The API channel rules talk to (see rules.py)."""
+
+    def __init__(self, view, group):
+        self.view, self.group = view, group
+        self.queue = deque()
+        self.current = None
+
+    def shape(self, key):
+        return self.view.shape(key)
+
+    def flow(self, key, axis, ch, tag=None):
+        self._reach(key, axis, ch, "flow", tag)
+
+    def side(self, key, axis, ch, tag=None):
+        self._reach(key, axis, ch, "side", tag)
+
+    def atoms(self, key, axis, ch, block):
+        if block > 1:
+            for b in np.unique(ch.local // block):
+                self.group._union(ch.master[ch.local // block == b])
+
+    def dec_attr(self, op, name, units, per=1):
+        self._edit(self.group.attr_edits, (op, name), units, per)
+
+    def dec_const(self, op, slot, pos, units, per=1):
+        self._edit(self.group.const_edits, (op, slot, pos), units, per)
+
+    @staticmethod
+    def _edit(table, where, units, per):
+        old = table.get(where)
+        table[where] = (units if old is None else old[0].union(units), per)
+
+    def cannot(self, op, why):
+        raise CannotFollow(self.group.master, op, why)
+
+    def _reach(self, key, axis, ch, kind, tag):
+        if not len(ch):
+            return
+        g, node = self.group, (key, axis)
+        old = g.nodes.get(node)
+        if old is None:
+            new = ch
+            g.nodes[node] = ch
+        else:
+            new = ch.minus(old)
+            if not len(new):
+                return
+            g.nodes[node] = old.union(new)
+        if kind == "flow" or node not in g.kinds:
+            g.kinds[node] = kind
+        if tag is not None and node not in g.tags.get(tag, []):
+            g.tags.setdefault(tag, []).append(node)
+        if kind == "flow" and self._is_output(key) and key not in g.outputs:
+            g.outputs.append(key)
+        self.queue.append((key, axis, new, self.current))
+
+    def _is_output(self, key):
+        view = self.view
+        if view.persistable_name(key) is not None:
+            return False
+        if view.is_fetched(key):
+            return True
+        return not any(op.kind == FORWARD for op in view.consumers.get(key, []))
+
+    def run(self):
+        while self.queue:
+            key, axis, ch, origin = self.queue.popleft()
+            for op in self.view.neighbours(key):
+                if op.kind != FORWARD or op is origin:
+                    continue
+                fn = RULES.get(op.type)
+                if fn is None:
+                    self.cannot(op, "ppprune has no channel rule for this op type")
+                self.current = op
+                fn(self, op, key, axis, ch)
+
+
+def master_axis(view, param):
+    """The output-channel axis of conv weight `param`, or a clear error if it is not one."""
+    key = view.param_key(param)
+    for op in view.consumers.get(key, []):
+        if op.kind == FORWARD and op.type in CONV_TYPES and key in op.ins("filter"):
+            return key, CONV_TYPES[op.type]
+    users = sorted({op.type for op in view.consumers.get(key, []) if op.kind == FORWARD}) or ["nothing"]
+    raise PruneError(
+        f"'{param}' is not a convolution weight (it feeds {', '.join(users)}); only conv2d, "
+        f"depthwise_conv2d and conv2d_transpose filters can be pruned. Name a conv weight instead."
+    )
+
+
+def discover(view, param):
+    """Walk from conv weight `param` with all its output channels and return its Group."""
+    key, axis = master_axis(view, param)
+    size = view.shape(key)[axis]
+    group = Group(param, key, axis, size)
+    walk = _Walk(view, group)
+    walk.side(key, axis, Chans.identity(size))
+    walk.run()
+    group.names = {k: view.persistable_name(k) for k, _ in group.nodes}
+    return group

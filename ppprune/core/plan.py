@@ -1,0 +1,135 @@
+"""Plans: which master channels each pruned weight loses, and everything that follows from it.
+
+A plan is data: the list of (param, axis, ratio, pruned indices) entries is enough to replay it on any
+program holding those weights (a train program and its eval clone, a reloaded checkpoint), because the
+coupled tensors are re-derived by walking that program. `tensors` and `shapes` are kept for people and
+for checking a checkpoint against the plan.
+"""
+import json
+from collections import defaultdict
+
+import numpy as np
+
+from ..fsutil import atomic_write
+from .errors import PruneError
+from .groups import discover
+
+
+class Plan:
+    def __init__(self, entries=(), skipped=(), criterion=None, idx_selector=None, tensors=None, shapes=None):
+        self.entries = list(entries)  # dicts: param, axis, ratio, size, pruned
+        self.skipped = list(skipped)  # dicts: param, reason
+        self.criterion, self.idx_selector = criterion, idx_selector
+        self.tensors = tensors or {}  # persistable name -> {axis: [indices]}
+        self.shapes = shapes or {}  # persistable name -> shape after pruning
+
+    @property
+    def ratios(self):
+        return {e["param"]: e["ratio"] for e in self.entries}
+
+    def pruned_channels(self):
+        return {e["param"]: len(e["pruned"]) for e in self.entries}
+
+    def to_dict(self):
+        return {
+            "criterion": self.criterion,
+            "idx_selector": self.idx_selector,
+            "entries": [dict(e, pruned=[int(i) for i in e["pruned"]]) for e in self.entries],
+            "skipped": self.skipped,
+            "tensors": {n: {str(a): [int(i) for i in idx] for a, idx in axes.items()} for n, axes in self.tensors.items()},
+            "shapes": {n: [int(d) for d in s] for n, s in self.shapes.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, d):
+        tensors = {n: {int(a): idx for a, idx in axes.items()} for n, axes in d.get("tensors", {}).items()}
+        return cls(d["entries"], d.get("skipped", []), d.get("criterion"), d.get("idx_selector"), tensors, d.get("shapes", {}))
+
+    def save(self, path):
+        with atomic_write(path) as f:
+            json.dump(self.to_dict(), f, indent=1)
+
+    @classmethod
+    def load(cls, path):
+        with open(path) as f:
+            return cls.from_dict(json.load(f))
+
+    def __repr__(self):
+        body = ", ".join(f"{e['param']}: -{len(e['pruned'])}/{e['size']}" for e in self.entries)
+        return f"Plan({body})"
+
+
+class Work:
+    """A plan bound to one program's view: removed indices per (value, axis) and graph edits."""
+
+    def __init__(self):
+        self.removal = {}
+        self.edits = defaultdict(int)  # (kind, op, name, pos) -> channels removed
+
+    def add(self, removal, edits):
+        for node, idx in removal.items():
+            old = self.removal.get(node)
+            self.removal[node] = idx if old is None else np.union1d(old, idx)
+        for kind, op, name, pos, n in edits:
+            self.edits[(kind, op, name, pos)] += n
+
+
+def _claim(claims, groups, group, param, ratio):
+    """Check `group` against groups already planned. Branches meeting in a concat share a tensor but not
+    its channels, which is fine. The same group at the same ratio is planned once (residual blocks named
+    conv by conv); any other overlap is ambiguous and refused."""
+    owners = set()
+    for node, ch in group.nodes.items():
+        for owner, local in claims.get(node, ()):
+            if np.intersect1d(local, ch.local).size:
+                owners.add(owner)
+    if not owners:
+        for node, ch in group.nodes.items():
+            claims.setdefault(node, []).append((len(groups), np.unique(ch.local)))
+        return True
+    if len(owners) == 1:
+        other, other_ratio = groups[owners.pop()]
+        if _same(other, group):
+            if other_ratio == ratio:
+                return False
+            raise PruneError(
+                f"'{param}' (ratio {ratio}) must lose the same channels as '{other.master}' (ratio {other_ratio}): "
+                f"they are coupled (e.g. by a residual add). Give them the same ratio or list only one of them."
+            )
+        owners = {groups.index((other, other_ratio))}
+    names = ", ".join(sorted(f"'{groups[o][0].master}'" for o in owners))
+    raise PruneError(
+        f"'{param}' shares some channels with {names} (e.g. through a concat feeding an add); pruning both "
+        f"would cut the same tensors twice. List only one of them."
+    )
+
+
+def _same(a, b):
+    return a.nodes.keys() == b.nodes.keys() and all(
+        np.array_equal(np.unique(a.nodes[n].local), np.unique(b.nodes[n].local)) for n in a.nodes
+    )
+
+
+def build(view, read, params, ratios, criterion, selector, fixed=None):
+    """Plan pruning `params` at `ratios` on `view`. `fixed` maps a param to pruned indices to use instead
+    of selecting (replaying a saved plan). Raises PruneError before anything is changed."""
+    plan, work = Plan(), Work()
+    claims, groups = {}, []
+    for param, ratio in zip(params, ratios):
+        group = discover(view, param)
+        if group.outputs:
+            plan.skipped.append({"param": param, "reason": "its channels reach a network output; pruning it would change the output shape"})
+            continue
+        if not _claim(claims, groups, group, param, ratio):
+            continue
+        groups.append((group, ratio))
+        if fixed is not None:
+            pruned = np.asarray(fixed[param], dtype=np.int64)
+            if len(pruned) and (pruned.min() < 0 or pruned.max() >= group.size):
+                raise PruneError(f"plan prunes channel {int(pruned.max())} of '{param}', which has {group.size}")
+        else:
+            pruned = selector(criterion(group, read), ratio, group.atoms()) if ratio > 0 else np.zeros(0, np.int64)
+        removal, edits = group.removal(pruned)
+        work.add(removal, edits)
+        plan.entries.append({"param": param, "axis": group.axis, "ratio": ratio, "size": group.size, "pruned": pruned.tolist()})
+    return plan, work

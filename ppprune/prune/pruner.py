@@ -1,0 +1,109 @@
+"""`Pruner`: prune conv output channels of a static Program and its Scope (PIR or legacy IR)."""
+import difflib
+import numbers
+
+import numpy as np
+
+from ..core import plan as planning
+from ..core.apply_static import apply_program, apply_scope, extend_to_training, new_shapes, scope_changes
+from ..core.criteria import get_criterion
+from ..core.errors import PruneError
+from ..core.graph import clone, view_of
+from ..core.selectors import get_selector
+
+
+class Pruner:
+    """Prune conv filters by `criterion` ('l1_norm', 'l2_norm', 'geometry_median', 'bn_scale') and
+    `idx_selector` ('default_idx_selector', 'optimal_threshold'). After `prune`, `self.plan` holds what
+    was pruned (and what was skipped, with the reason), and `self.lookup(v)` finds a value or variable of
+    the input program in the pruned copy (PIR values have no names to fetch by)."""
+
+    def __init__(self, criterion="l1_norm", idx_selector="default_idx_selector"):
+        self.criterion_name = criterion if isinstance(criterion, str) else getattr(criterion, "__name__", "custom")
+        self.selector_name = idx_selector if isinstance(idx_selector, str) else getattr(idx_selector, "__name__", "custom")
+        self.criterion = get_criterion(criterion)
+        self.idx_selector = get_selector(idx_selector)
+        self.plan = None
+        self.lookup = None
+
+    def prune(self, program, scope, params, ratios, place=None, lazy=False, only_graph=False,
+              param_backup=False, param_shape_backup=False):
+        """Return `(pruned_program, param_backup, param_shape_backup)`. The input program is not modified;
+        the scope is changed in place unless `only_graph`. Backups are dicts when asked for, else None."""
+        params, ratios = check_request(params, ratios)
+        pruned, self.lookup = clone(program)
+        view = view_of(pruned)
+        check_names(view, params)
+        plan, work = planning.build(view, _reader(scope), params, ratios, self.criterion, self.idx_selector)
+        return self._apply(pruned, view, scope, plan, work, place, lazy, only_graph, param_backup, param_shape_backup)
+
+    def apply_plan(self, program, scope, plan, place=None, lazy=False, only_graph=False,
+                   param_backup=False, param_shape_backup=False):
+        """Replay a saved `Plan` (same channels) on a program holding the same weights."""
+        params = [e["param"] for e in plan.entries]
+        pruned, self.lookup = clone(program)
+        view = view_of(pruned)
+        check_names(view, params)
+        fixed = {e["param"]: e["pruned"] for e in plan.entries}
+        new_plan, work = planning.build(view, _reader(scope), params, [e["ratio"] for e in plan.entries],
+                                        self.criterion, self.idx_selector, fixed=fixed)
+        new_plan.criterion, new_plan.idx_selector = plan.criterion, plan.idx_selector
+        return self._apply(pruned, view, scope, new_plan, work, place, lazy, only_graph, param_backup, param_shape_backup)
+
+    def _apply(self, pruned, view, scope, plan, work, place, lazy, only_graph, want_backup, want_shapes):
+        plan.criterion, plan.idx_selector = plan.criterion or self.criterion_name, plan.idx_selector or self.selector_name
+        removal = extend_to_training(view, work.removal)
+        changes = scope_changes(view, removal)
+        shapes = new_shapes(view, removal)
+        names = {view.persistable_name(k): k for k in shapes if view.persistable_name(k)}
+        shape_backup = {n: list(view.shape(k)) for n, k in names.items()}
+        plan.tensors = {n: {a: idx.tolist() for a, idx in axes.items()} for n, axes in changes.items()}
+        plan.shapes = {n: shapes[k] for n, k in names.items()}
+        backup = {}
+        if not lazy:
+            apply_program(view, removal, work.edits)
+        if not only_graph:
+            backup = apply_scope(scope, changes, place=place, lazy=lazy)
+        self.plan = plan
+        return pruned, (backup if want_backup else None), (shape_backup if want_shapes else None)
+
+
+def _reader(scope):
+    def read(name):
+        var = scope.find_var(name)
+        if var is None:
+            raise PruneError(f"'{name}' has no value in the scope: run the startup program or load weights first")
+        return np.array(var.get_tensor())
+
+    return read
+
+
+def check_request(params, ratios):
+    """Validate the (params, ratios) pair: same length, names are strings, ratios in [0, 1)."""
+    if isinstance(params, str):
+        params = [params]
+    if isinstance(ratios, numbers.Number):
+        ratios = [ratios] * len(params)
+    params, ratios = list(params), list(ratios)
+    if len(params) != len(ratios):
+        raise PruneError(f"{len(params)} params but {len(ratios)} ratios: give one ratio per param")
+    for p in params:
+        if not isinstance(p, str):
+            raise PruneError(f"param names must be strings, got {p!r}")
+    for p, r in zip(params, ratios):
+        if isinstance(r, bool) or not isinstance(r, numbers.Real) or not 0 <= float(r) < 1:
+            raise PruneError(f"ratio {r!r} for '{p}' is outside [0, 1): a ratio is the share of channels to remove")
+    dup = sorted({p for p in params if params.count(p) > 1})
+    if dup:
+        raise PruneError(f"params listed more than once: {', '.join(dup)}")
+    return params, [float(r) for r in ratios]
+
+
+def check_names(view, params):
+    known = view.param_names()
+    known_set = set(known)
+    for p in params:
+        if p not in known_set:
+            near = difflib.get_close_matches(p, known, n=3, cutoff=0.5)
+            hint = f" Did you mean {', '.join(repr(n) for n in near)}?" if near else " List them with --print_params."
+            raise PruneError(f"unknown parameter '{p}'.{hint}")

@@ -1,0 +1,150 @@
+"""Small networks for the pruning oracle, built from paddle.nn Layers (work in both IRs)."""
+import paddle
+from paddle import nn
+import paddle.nn.functional as F
+
+
+def _attr(name):
+    return paddle.ParamAttr(name=name) if name else None
+
+
+def conv(x, cin, cout, name=None, k=3, stride=1, groups=1, bias=False, act="relu", bn=True):
+    y = nn.Conv2D(cin, cout, k, stride=stride, padding=k // 2, groups=groups, weight_attr=_attr(name and name + "_weights"),
+                  bias_attr=_attr(name and name + "_bias") if bias else False)(x)
+    if bn:
+        # Running statistics, as in an eval program, so the executor and Paddle Inference agree.
+        y = nn.BatchNorm2D(cout, weight_attr=_attr(name and name + "_bn_scale"), bias_attr=_attr(name and name + "_bn_offset"),
+                           use_global_stats=True)(y)
+    if act:
+        y = _act(act)(y)
+    return y
+
+
+def _act(name):
+    # paddle 3.3.1 cannot build sigmoid/tanh/gelu in legacy programs (_C_ops rejects a Variable).
+    if name == "sigmoid" and not paddle.framework.in_pir_mode():
+        name = "hardsigmoid"
+    return _ACTS[name]()
+
+
+# Activation layers rather than functionals: some functionals dispatch wrongly under OldIrGuard.
+_ACTS = {"relu": nn.ReLU, "relu6": nn.ReLU6, "sigmoid": nn.Sigmoid, "hardswish": nn.Hardswish,
+         "leaky_relu": nn.LeakyReLU, "swish": nn.Swish,
+         "hardsigmoid": nn.Hardsigmoid, "mish": nn.Mish, "silu": nn.Silu}
+
+
+def head(x, c, hw, classes=10):
+    y = paddle.flatten(x, 1)
+    return nn.Linear(c * hw * hw, classes)(y)
+
+
+def residual(x):
+    """The seed's net: conv1..conv6 with sum1 = conv1 + conv2, sum2 = conv4 + sum1, then fc."""
+    c1 = conv(x, 3, 8, "conv1", act=None)
+    c2 = conv(c1, 8, 8, "conv2", act=None)
+    s1 = c1 + c2
+    c3 = conv(s1, 8, 8, "conv3", act=None)
+    c4 = conv(c3, 8, 8, "conv4", act=None)
+    s2 = c4 + s1
+    c5 = conv(s2, 8, 8, "conv5", act=None)
+    c6 = conv(c5, 8, 8, "conv6", act=None)
+    return head(c6, 8, 8)
+
+
+def mobilenet_block(x):
+    """Depthwise-separable stack (MobileNetV1 style) with conv bias and relu6."""
+    y = conv(x, 3, 8, "stem", stride=2, act="relu6")
+    y = conv(y, 8, 8, "dw1", groups=8, act="relu6")
+    y = conv(y, 8, 16, "pw1", k=1, act="relu6")
+    y = conv(y, 16, 16, "dw2", groups=16, stride=2, act="relu6")
+    y = conv(y, 16, 12, "pw2", k=1, bias=True, bn=False, act="hardswish")
+    y = F.adaptive_avg_pool2d(y, 1)
+    return head(y, 12, 1)
+
+
+def inception(x):
+    """Parallel branches joined by concat, then a conv and an fc."""
+    stem = conv(x, 3, 8, "stem")
+    a = conv(stem, 8, 4, "b1", k=1)
+    b = conv(conv(stem, 8, 6, "b2a", k=1), 6, 6, "b2b")
+    c = conv(F.max_pool2d(stem, 3, 1, 1), 8, 5, "b3", k=1)
+    y = paddle.concat([a, b, c], axis=1)
+    y = conv(y, 15, 8, "mix", k=1, act="sigmoid")
+    return head(F.avg_pool2d(y, 2), 8, 4)
+
+
+def se_block(x):
+    """Squeeze-and-excitation: the excite conv must keep the channels of the block it scales."""
+    y = conv(x, 3, 12, "body")
+    s = F.adaptive_avg_pool2d(y, 1)
+    s = conv(s, 12, 4, "squeeze", k=1, bias=True, bn=False)
+    s = conv(s, 4, 12, "excite", k=1, bias=True, bn=False, act="sigmoid")
+    y = y * s
+    y = conv(y, 12, 8, "after", act="swish")
+    return head(y, 8, 8)
+
+
+def fpn(x):
+    """Two levels: upsample the coarse one, concat with the fine one, add a lateral conv."""
+    c1 = conv(x, 3, 8, "c1")
+    c2 = conv(c1, 8, 12, "c2", stride=2)
+    # conv + leaky_relu crashes Paddle Inference's oneDNN fuse pass (paddle 3.3.1), pruned or not.
+    top = conv(c2, 12, 6, "top", k=1, act="mish")
+    # scale_factor= breaks oneDNN nearest_interp in Paddle Inference (paddle 3.3.1), pruned or not: use size=.
+    up = F.interpolate(top, size=[8, 8], mode="nearest")
+    lat = conv(c1, 8, 6, "lat", k=1, act=None)
+    merged = paddle.concat([up, c1], axis=1)
+    fused = conv(merged, 14, 6, "fuse", k=1, act=None) + lat
+    bil = F.interpolate(fused, size=[4, 4], mode="bilinear")
+    return head(bil, 6, 4)
+
+
+def grouped(x):
+    """ResNeXt-style grouped conv (groups=4) between 1x1 convs, with a residual add."""
+    y = conv(x, 3, 16, "stem")
+    z = conv(y, 16, 16, "reduce", k=1)
+    z = conv(z, 16, 16, "group", groups=4)
+    z = conv(z, 16, 16, "expand", k=1, act=None)
+    y = F.relu(y + z)
+    return head(F.avg_pool2d(y, 2), 16, 4)
+
+
+def transposed(x):
+    """A decoder: conv2d_transpose after a conv, pad, transpose to NHWC and back."""
+    y = conv(x, 3, 8, "enc", stride=2)
+    y = nn.Conv2DTranspose(8, 6, 2, stride=2, weight_attr=_attr("dec_weights"))(y)
+    y = F.pad(y, [1, 1, 1, 1])
+    y = paddle.transpose(y, [0, 2, 3, 1])
+    y = paddle.transpose(y, [0, 3, 1, 2])
+    y = conv(y, 6, 4, "last")
+    return head(y, 4, 10)
+
+
+ARCHITECTURES = {
+    "residual": (residual, [3, 8, 8]),
+    "mobilenet_block": (mobilenet_block, [3, 16, 16]),
+    "inception": (inception, [3, 8, 8]),
+    "se_block": (se_block, [3, 8, 8]),
+    "fpn": (fpn, [3, 8, 8]),
+    "grouped": (grouped, [3, 8, 8]),
+    "transposed": (transposed, [3, 8, 8]),
+}
+
+
+def vision_model(name):
+    """paddle.vision.models at small sizes; the output layer is kept (no classifier for vgg11)."""
+    from paddle.vision import models
+
+    makers = {
+        "mobilenet_v1": lambda: models.mobilenet_v1(scale=0.25, num_classes=10),
+        "mobilenet_v2": lambda: models.mobilenet_v2(scale=0.25, num_classes=10),
+        "resnet18": lambda: models.resnet18(num_classes=10),
+        "vgg11": lambda: models.vgg11(num_classes=0, with_pool=True),
+    }
+
+    def net(x):
+        model = makers[name]()
+        model.eval()
+        return model(x)
+
+    return net, [3, 32, 32]
