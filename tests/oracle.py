@@ -16,7 +16,8 @@ def ir_guard(ir):
 def build(net, input_shape, seed=0):
     paddle.seed(seed)
     main, startup = paddle.static.Program(), paddle.static.Program()
-    with paddle.static.program_guard(main, startup):
+    # A fresh name generator: auto-named parameters get the same names every time a net is built.
+    with paddle.static.program_guard(main, startup), paddle.utils.unique_name.guard():
         x = paddle.static.data("image", [None] + list(input_shape), "float32")
         out = net(x)
     return main, startup, x, out
@@ -44,8 +45,10 @@ def init_scope(startup, program, seed=0):
     with paddle.static.scope_guard(scope):
         exe.run(startup)
     rng = np.random.RandomState(seed)
+    from ppprune.core.graph import view_of
+
     positive = variance_names(program)
-    for name in persistable_names(program):
+    for name in view_of(program).param_names():  # parameters only: optimizer state keeps its init
         var = scope.find_var(name)
         if var is None or not var.get_tensor()._is_initialized():
             continue
@@ -112,7 +115,8 @@ def check(net, input_shape, params, ratios, ir, criterion="l1_norm", selector="d
 
         assert [e["pruned"] for e in lazy.plan.entries] == [e["pruned"] for e in pruner.plan.entries]
         assert got.shape == zeroed.shape
-        np.testing.assert_allclose(got, zeroed, rtol=1e-4, atol=atol)
+        # float32 sums over fewer channels round differently: tolerance scales with the activations
+        np.testing.assert_allclose(got, zeroed, rtol=1e-4, atol=atol * max(1.0, float(np.abs(zeroed).max())))
         if any(e["pruned"] for e in pruner.plan.entries):
             assert not np.allclose(orig, zeroed), "pruning removed channels but changed nothing"
         check_recorded_shapes(exe, pruned, real_scope, feed)
@@ -157,8 +161,8 @@ def check_recorded_shapes(exe, program, scope, feed):
 
 def _fetchable(view, key):
     op = view.producers[key][0]
-    if op.type in ("batch_norm",) and key != op.outs("out")[0]:
-        return False  # reserve_space / saved stats are kernel scratch, not fetchable everywhere
+    if op.type in ("batch_norm", "dropout") and key != op.outs("out")[0]:
+        return False  # reserve_space, saved stats, eval-mode dropout masks: scratch the kernel may leave empty
     if view.ir == "legacy" and op.type in ("reshape", "flatten", "squeeze", "unsqueeze", "transpose") and key in op.outs("xshape"):
         return False
     return True
@@ -181,4 +185,4 @@ def check_inference(exe, program, scope, x, out, feed, expected, folder, onednn=
     handle.copy_from_cpu(feed["image"])
     predictor.run()
     result = predictor.get_output_handle(predictor.get_output_names()[0]).copy_to_cpu()
-    np.testing.assert_allclose(result, expected, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(result, expected, rtol=1e-4, atol=1e-4 * max(1.0, float(np.abs(expected).max())))

@@ -1,0 +1,73 @@
+"""Training programs: gradients and optimizer state follow the pruned weights, so training continues
+exactly as the zeroed model would on the channels that remain."""
+import numpy as np
+import paddle
+import pytest
+
+import nets
+import oracle
+from ppprune.core.graph import view_of
+from ppprune.prune import Pruner
+
+
+def build_train(ir, optimizer):
+    net, shape = nets.ARCHITECTURES["residual"]
+    main, startup = paddle.static.Program(), paddle.static.Program()
+    with paddle.static.program_guard(main, startup), paddle.utils.unique_name.guard():
+        x = paddle.static.data("image", [None] + shape, "float32")
+        label = paddle.static.data("label", [None, 1], "int64")
+        logits = net(x)
+        loss = paddle.nn.functional.cross_entropy(logits, label).mean()
+        opt = paddle.optimizer.Momentum(0.01, momentum=0.9) if optimizer == "momentum" else paddle.optimizer.Adam(0.001)
+        opt.minimize(loss)
+    return main, startup, loss, shape
+
+
+def step(exe, program, scope, feed, loss):
+    (value,) = oracle.run(exe, program, scope, feed, [loss])
+    return float(np.asarray(value))
+
+
+@pytest.mark.parametrize("ir", ["pir", "legacy"])
+@pytest.mark.parametrize("optimizer", ["momentum", "adam"])
+def test_training_continues_like_the_zeroed_model(ir, optimizer):
+    with oracle.ir_guard(ir):
+        main, startup, loss, shape = build_train(ir, optimizer)
+        scope, exe = paddle.static.Scope(), paddle.static.Executor(paddle.CPUPlace())
+        with paddle.static.scope_guard(scope):
+            exe.run(startup)
+        rng = np.random.RandomState(0)
+        feed = {"image": rng.rand(4, *shape).astype("float32"), "label": rng.randint(0, 10, (4, 1)).astype("int64")}
+        step(exe, main, scope, feed, loss)  # optimizer state becomes non-zero
+        names = oracle.persistable_names(main)
+        params, ratios = ["conv4_weights", "conv6_weights"], [0.5, 0.25]
+
+        lazy_scope = oracle.copy_scope(scope, names)
+        lazy = Pruner()
+        lazy_prog, _, _ = lazy.prune(main, lazy_scope, params, ratios, lazy=True)
+        real_scope = oracle.copy_scope(scope, names)
+        pruner = Pruner()
+        pruned, _, shapes = pruner.prune(main, real_scope, params, ratios, param_shape_backup=True)
+
+        accumulators = [n for n in pruner.plan.tensors if "velocity" in n or "moment" in n]
+        assert any(n.startswith("conv4_weights") for n in accumulators), pruner.plan.tensors.keys()
+        for _ in range(2):
+            a = step(exe, lazy_prog, lazy_scope, feed, lazy.lookup(loss))
+            b = step(exe, pruned, real_scope, feed, pruner.lookup(loss))
+            assert a == pytest.approx(b, rel=1e-5, abs=1e-6)
+        # Kept entries of every pruned tensor (weights, BN, velocity/moments) evolve identically.
+        for name, axes in pruner.plan.tensors.items():
+            zeroed = np.array(lazy_scope.find_var(name).get_tensor())
+            kept = zeroed
+            for axis, idx in axes.items():
+                kept = np.delete(kept, idx, axis=axis)
+            np.testing.assert_allclose(np.array(real_scope.find_var(name).get_tensor()), kept, rtol=1e-4, atol=1e-5, err_msg=name)
+        # Recorded shapes of everything persistable (accumulators included) match the scope.
+        view = view_of(pruned)
+        for op in view.ops:
+            for keys in list(op.inputs.values()) + list(op.outputs.values()):
+                for k in keys:
+                    name = view.persistable_name(k)
+                    var = name and real_scope.find_var(name)
+                    if var and var.get_tensor()._is_initialized() and view.shape(k):
+                        assert list(view.shape(k)) == list(np.array(var.get_tensor()).shape), name
