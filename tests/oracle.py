@@ -75,7 +75,7 @@ def persistable_names(program):
 
     view = view_of(program)
     names = {view.persistable_name(k) for op in view.ops for ks in list(op.inputs.values()) + list(op.outputs.values()) for k in ks}
-    return sorted(n for n in names if n)
+    return sorted(n for n in names if n and n not in ("feed", "fetch"))  # legacy feed/fetch holders are not tensors
 
 
 def copy_scope(src, names):

@@ -112,7 +112,17 @@ class LegacyView(ViewBase):
         return key if var is not None and var.persistable else None
 
     def param_names(self):
-        return [p.name for p in self.block.all_parameters()]
+        """Parameters, plus persistable op inputs: programs from load_inference_model have no Parameter
+        objects, only persistable variables."""
+        names = {p.name: None for p in self.block.all_parameters()}
+        for op in self.ops:
+            if op.kind == OTHER:
+                continue
+            for keys in op.inputs.values():
+                for k in keys:
+                    if k not in names and self.persistable_name(k):
+                        names[k] = None
+        return list(names)
 
     def param_key(self, name):
         var = self._var(name)
