@@ -127,9 +127,37 @@ def build(view, read, params, ratios, criterion, selector, fixed=None):
             pruned = np.asarray(fixed[param], dtype=np.int64)
             if len(pruned) and (pruned.min() < 0 or pruned.max() >= group.size):
                 raise PruneError(f"plan prunes channel {int(pruned.max())} of '{param}', which has {group.size}")
+        elif ratio > 0:
+            scores = criterion(group, read)
+            pruned = _keep_every_tensor(view, group, selector(scores, ratio, group.atoms()), scores)
         else:
-            pruned = selector(criterion(group, read), ratio, group.atoms()) if ratio > 0 else np.zeros(0, np.int64)
+            pruned = np.zeros(0, dtype=np.int64)
         removal, edits = group.removal(pruned)
         work.add(removal, edits)
         plan.entries.append({"param": param, "axis": group.axis, "ratio": ratio, "size": group.size, "pruned": pruned.tolist()})
+    for (key, axis), idx in work.removal.items():
+        shape = view.shape(key)
+        if shape and shape[axis] > 0 and len(idx) >= shape[axis]:
+            raise PruneError(
+                f"the plan would remove every channel of a tensor (axis {axis} of shape {shape}) reached by "
+                f"{', '.join(e['param'] for e in plan.entries)}; lower their ratios or prune fewer of them together"
+            )
     return plan, work
+
+
+def _keep_every_tensor(view, group, pruned, scores):
+    """A coupled tensor may see only part of the master's channels (a split piece); if the selection
+    would empty one, keep its best-scored channel (with its atom) instead."""
+    atoms = {int(m): atom for atom in group.atoms() for m in atom}
+    pruned = set(int(i) for i in pruned)
+    while True:
+        mask = np.zeros(group.size, dtype=bool)
+        mask[list(pruned)] = True
+        for (key, axis), ch in group.nodes.items():
+            shape = view.shape(key)
+            if shape and shape[axis] > 0 and len(ch.select(mask)) >= shape[axis]:
+                keep = max(set(ch.master.tolist()) & pruned, key=lambda m: (scores[m], -m))
+                pruned -= set(atoms[keep].tolist())
+                break
+        else:
+            return np.array(sorted(pruned), dtype=np.int64)

@@ -228,9 +228,9 @@ def concat(walk, op, key, axis, ch):
     if key == out:
         for k, lo, hi in zip(xs, offsets[:-1], offsets[1:]):
             walk.flow(k, axis, ch.window(lo, hi), None)
-    else:
-        i = xs.index(key)
-        walk.flow(out, axis, ch.shift(offsets[i]), None)
+    else:  # a tensor may be concatenated with itself: every position it holds loses the channels
+        for i in (i for i, k in enumerate(xs) if k == key):
+            walk.flow(out, axis, ch.shift(offsets[i]), None)
 
 
 @rule("split")

@@ -1,0 +1,86 @@
+"""A seeded generator of conv DAGs over the ops the core follows, for the random-architecture oracle."""
+import numpy as np
+import paddle
+import paddle.nn.functional as F
+
+import nets
+
+HW = 8
+
+
+class RandomNet:
+    """Build with `RandomNet(seed)(x)`; `uses_interp` says whether an interpolate op was drawn."""
+
+    def __init__(self, seed, steps=10):
+        self.rng = np.random.RandomState(seed)
+        self.steps = steps
+        self.uses_interp = False
+        self.count = 0
+
+    def _name(self, kind):
+        self.count += 1
+        return f"{kind}{self.count}"
+
+    def __call__(self, x):
+        nodes = [(nets.conv(x, 3, 8, self._name("c")), 8)]
+        used = set()
+        for _ in range(self.steps):
+            op = self.rng.choice(["conv", "conv", "dw", "grouped", "add", "concat", "split", "se", "interp", "act"])
+            i = self.rng.randint(len(nodes))
+            t, c = nodes[i]
+            new = getattr(self, "_" + op)(t, c, nodes)
+            if new:
+                used.add(i)
+                nodes.extend(new)
+        leaves = [n for j, n in enumerate(nodes) if j not in used] or [nodes[-1]]
+        y = paddle.concat([t for t, _ in leaves], axis=1) if len(leaves) > 1 else leaves[0][0]
+        c = sum(c for _, c in leaves)
+        y = nets.conv(y, c, 6, self._name("mix"), k=1)
+        return nets.head(y, 6, HW)
+
+    def _conv(self, t, c, nodes):
+        cout = int(self.rng.randint(3, 12))
+        k = int(self.rng.choice([1, 3]))
+        act = str(self.rng.choice(["relu", "relu6", "hardswish", "none"]))
+        return [(nets.conv(t, c, cout, self._name("c"), k=k, bias=bool(self.rng.rand() < 0.3),
+                           act=None if act == "none" else act), cout)]
+
+    def _dw(self, t, c, nodes):
+        return [(nets.conv(t, c, c, self._name("dw"), groups=c, act="relu6"), c)]
+
+    def _grouped(self, t, c, nodes):
+        if c % 2:
+            return None
+        cout = 2 * int(self.rng.randint(2, 5))
+        return [(nets.conv(t, c, cout, self._name("g"), groups=2), cout)]
+
+    def _add(self, t, c, nodes):
+        same = [u for u, cu in nodes if cu == c and u is not t]
+        if not same:
+            return None
+        return [(t + same[self.rng.randint(len(same))], c)]
+
+    def _concat(self, t, c, nodes):
+        u, cu = nodes[self.rng.randint(len(nodes))]
+        return [(paddle.concat([t, u], axis=1), c + cu)]
+
+    def _split(self, t, c, nodes):
+        if c < 4:
+            return None
+        a = c // 2
+        p, q = paddle.split(t, [a, c - a], axis=1)
+        return [(p, a), (q, c - a)]
+
+    def _se(self, t, c, nodes):
+        s = F.adaptive_avg_pool2d(t, 1)
+        s = nets.conv(s, c, max(2, c // 2), self._name("sq"), k=1, bias=True, bn=False)
+        s = nets.conv(s, max(2, c // 2), c, self._name("ex"), k=1, bias=True, bn=False, act="sigmoid")
+        return [(t * s, c)]
+
+    def _interp(self, t, c, nodes):
+        self.uses_interp = True
+        up = F.interpolate(t, size=[2 * HW, 2 * HW], mode=str(self.rng.choice(["nearest", "bilinear"])))
+        return [(F.avg_pool2d(up, 2), c)]
+
+    def _act(self, t, c, nodes):
+        return [(nets._act(str(self.rng.choice(["swish", "hardsigmoid", "relu6", "mish"])))(t), c)]
