@@ -25,6 +25,7 @@ class Group:
         self.attr_edits, self.const_edits = {}, {}  # (op, name[, pos]) -> (units Chans, per)
         self.outputs = []
         self._parent = np.arange(size)
+        self._merged = False  # most groups never merge channels: keep atoms() cheap for them
 
     # -- what the walk found ----------------------------------------------------------------------
     def members(self):
@@ -35,6 +36,8 @@ class Group:
 
     def atoms(self):
         """Master channels that must be pruned together, as a list of index arrays (ascending)."""
+        if not self._merged:
+            return [np.array([i]) for i in range(self.size)]
         roots = np.array([self._find(i) for i in range(self.size)])
         return [np.flatnonzero(roots == r) for r in np.unique(roots)]
 
@@ -45,6 +48,8 @@ class Group:
         return i
 
     def _union(self, members):
+        if len(members) > 1:
+            self._merged = True
         root = self._find(members[0])
         for m in members[1:]:
             self._parent[self._find(m)] = root

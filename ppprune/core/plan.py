@@ -74,55 +74,69 @@ class Work:
             self.edits[(kind, op, name, pos)] += n
 
 
-def _claim(claims, groups, group, param, ratio):
-    """Check `group` against groups already planned. Branches meeting in a concat share a tensor but not
-    its channels, which is fine. The same group at the same ratio is planned once (residual blocks named
-    conv by conv); any other overlap is ambiguous and refused."""
-    owners = set()
-    for node, ch in group.nodes.items():
-        for owner, local in claims.get(node, ()):
-            if np.intersect1d(local, ch.local).size:
-                owners.add(owner)
-    if not owners:
+class _Claims:
+    """Which planned group owns each channel of each (tensor, axis): one int array per node."""
+
+    def __init__(self):
+        self.owner = {}
+        self.groups = []
+
+    def check(self, group, ratio, param):
+        """True if `group` is new. Branches meeting in a concat share a tensor but not its channels,
+        which is fine. The same group at the same ratio is planned once (residual blocks named conv by
+        conv); any other overlap is ambiguous and refused."""
+        owners, covered = set(), True
         for node, ch in group.nodes.items():
-            claims.setdefault(node, []).append((len(groups), np.unique(ch.local)))
-        return True
-    if len(owners) == 1:
-        other, other_ratio = groups[owners.pop()]
-        if _same(other, group):
-            if other_ratio == ratio:
-                return False
-            raise PruneError(
-                f"'{param}' (ratio {ratio}) must lose the same channels as '{other.master}' (ratio {other_ratio}): "
-                f"they are coupled (e.g. by a residual add). Give them the same ratio or list only one of them."
-            )
-        owners = {groups.index((other, other_ratio))}
-    names = ", ".join(sorted(f"'{groups[o][0].master}'" for o in owners))
-    raise PruneError(
-        f"'{param}' shares some channels with {names} (e.g. through a concat feeding an add); pruning both "
-        f"would cut the same tensors twice. List only one of them."
-    )
+            owned = self.owner.get(node)
+            if owned is None:
+                covered = False
+                continue
+            hit = owned[ch.local]
+            owners.update(np.unique(hit[hit >= 0]).tolist())
+            covered = covered and bool((hit >= 0).all())
+        if not owners:
+            return True
+        if len(owners) == 1:
+            other, other_ratio = self.groups[owners.pop()]
+            if covered and other.nodes.keys() == group.nodes.keys():
+                if other_ratio == ratio:
+                    return False
+                raise PruneError(
+                    f"'{param}' (ratio {ratio}) must lose the same channels as '{other.master}' (ratio {other_ratio}): "
+                    f"they are coupled (e.g. by a residual add). Give them the same ratio or list only one of them."
+                )
+            owners = {self.groups.index((other, other_ratio))}
+        names = ", ".join(sorted(f"'{self.groups[o][0].master}'" for o in owners))
+        raise PruneError(
+            f"'{param}' shares some channels with {names} (e.g. through a concat feeding an add); pruning both "
+            f"would cut the same tensors twice. List only one of them."
+        )
 
-
-def _same(a, b):
-    return a.nodes.keys() == b.nodes.keys() and all(
-        np.array_equal(np.unique(a.nodes[n].local), np.unique(b.nodes[n].local)) for n in a.nodes
-    )
+    def add(self, group, ratio):
+        index = len(self.groups)
+        self.groups.append((group, ratio))
+        for node, ch in group.nodes.items():
+            owned = self.owner.get(node)
+            if owned is None:
+                owned = self.owner[node] = np.full(int(ch.local.max()) + 1, -1)
+            elif len(owned) <= ch.local.max():
+                owned = self.owner[node] = np.concatenate([owned, np.full(int(ch.local.max()) + 1 - len(owned), -1)])
+            owned[ch.local] = index
 
 
 def build(view, read, params, ratios, criterion, selector, fixed=None):
     """Plan pruning `params` at `ratios` on `view`. `fixed` maps a param to pruned indices to use instead
     of selecting (replaying a saved plan). Raises PruneError before anything is changed."""
     plan, work = Plan(), Work()
-    claims, groups = {}, []
+    claims = _Claims()
     for param, ratio in zip(params, ratios):
         group = discover(view, param)
         if group.outputs:
             plan.skipped.append({"param": param, "reason": "its channels reach a network output; pruning it would change the output shape"})
             continue
-        if not _claim(claims, groups, group, param, ratio):
+        if not claims.check(group, ratio, param):
             continue
-        groups.append((group, ratio))
+        claims.add(group, ratio)
         if fixed is not None:
             pruned = np.asarray(fixed[param], dtype=np.int64)
             if len(pruned) and (pruned.min() < 0 or pruned.max() >= group.size):

@@ -19,10 +19,15 @@ def selector(name):
     return add
 
 
+def _atom_scores(scores, atoms):
+    if len(atoms) == len(scores):  # every atom is one channel
+        return np.asarray(scores, dtype=np.float64)
+    return np.array([scores[a].mean() for a in atoms])
+
+
 def _ranked(scores, atoms):
-    atom_scores = np.array([scores[a].mean() for a in atoms])
     first = np.array([a[0] for a in atoms])
-    return np.lexsort((first, atom_scores))  # ascending score, then ascending index
+    return np.lexsort((first, _atom_scores(scores, atoms)))  # ascending score, then ascending index
 
 
 def _take(atoms, order, count):
@@ -43,7 +48,7 @@ def default_idx_selector(scores, ratio, atoms):
 def optimal_threshold(scores, ratio, atoms):
     """`ratio` is a share of the summed squared scores: find where the ascending cumulative share reaches
     it and prune every channel scored below the midpoint of the two scores around that point."""
-    atom_scores = np.array([scores[a].mean() for a in atoms])
+    atom_scores = _atom_scores(scores, atoms)
     ordered = np.sort(atom_scores)
     share = np.cumsum(ordered**2) / max((ordered**2).sum(), np.finfo(float).tiny)
     pivot = int(np.searchsorted(share, ratio))
