@@ -51,8 +51,8 @@ class Chans:
 
     def minus(self, other):
         """Entries of self whose (local, master) pair is not in other."""
-        seen = set(zip(other.local.tolist(), other.master.tolist()))
-        keep = np.array([(l, m) not in seen for l, m in zip(self.local.tolist(), self.master.tolist())], dtype=bool)
+        width = int(max(self.master.max(initial=0), other.master.max(initial=0))) + 1
+        keep = ~np.isin(self.local * width + self.master, other.local * width + other.master)
         return Chans(self.local[keep], self.master[keep])
 
     def select(self, master_mask):

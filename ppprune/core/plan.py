@@ -91,7 +91,10 @@ class _Claims:
             if owned is None:
                 covered = False
                 continue
-            hit = owned[ch.local]
+            # A later concat branch may reach past the channels claimed so far: those are unowned.
+            hit = np.full(len(ch.local), -1)
+            inside = ch.local < len(owned)
+            hit[inside] = owned[ch.local[inside]]
             owners.update(np.unique(hit[hit >= 0]).tolist())
             covered = covered and bool((hit >= 0).all())
         if not owners:

@@ -72,6 +72,7 @@ class LegacyView(ViewBase):
     def __init__(self, program):
         self.program = program
         self.block = program.global_block()
+        self._vars = {}
         self.ops = []
         for i, raw in enumerate(self.block.ops):
             t = raw.type
@@ -98,7 +99,10 @@ class LegacyView(ViewBase):
 
     # -- values ---------------------------------------------------------------------------------
     def _var(self, key):
-        return self.block._find_var_recursive(key)
+        var = self._vars.get(key)
+        if var is None:
+            var = self._vars[key] = self.block._find_var_recursive(key)
+        return var
 
     def shape(self, key):
         var = self._var(key)

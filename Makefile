@@ -1,0 +1,21 @@
+# ppprune developer tasks. `make install` then `make test` on a fresh machine.
+PYTHON ?= python3
+
+.PHONY: install test lint bench demo
+
+install:
+	$(PYTHON) -m pip install -q --upgrade pip
+	$(PYTHON) -m pip install -q -e ".[test]"
+	# Fashion-MNIST for the demo data and the classification examples (optional: digits are the fallback)
+	-if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && [ ! -d /usr/share/datasets/fashion-mnist ]; then \
+		apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist; fi
+
+test:
+	$(PYTHON) -m pytest -q -p no:cacheprovider
+
+lint:
+	$(PYTHON) -m pyflakes ppprune tools tests bench 2>/dev/null || $(PYTHON) -m compileall -q ppprune tools tests bench
+
+bench:
+	$(PYTHON) bench/prune_speed.py
+	$(PYTHON) bench/sensitivity_speed.py
