@@ -71,3 +71,24 @@ def test_training_continues_like_the_zeroed_model(ir, optimizer):
                     var = name and real_scope.find_var(name)
                     if var and var.get_tensor()._is_initialized() and view.shape(k):
                         assert list(view.shape(k)) == list(np.array(var.get_tensor()).shape), name
+
+
+@pytest.mark.parametrize("ir", ["pir", "legacy"])
+def test_pruned_startup_initialises_a_fresh_scope(ir):
+    with oracle.ir_guard(ir):
+        main, startup, loss, shape = build_train(ir, "momentum")
+        scope, exe = paddle.static.Scope(), paddle.static.Executor(paddle.CPUPlace())
+        with paddle.static.scope_guard(scope):
+            exe.run(startup)
+        pruner = Pruner()
+        pruned, _, _ = pruner.prune(main, scope, ["conv4_weights", "conv6_weights"], [0.5, 0.25])
+        new_startup = pruner.prune_startup(startup)
+        fresh = paddle.static.Scope()
+        with paddle.static.scope_guard(fresh):
+            exe.run(new_startup)
+        for name, new_shape in pruner.plan.shapes.items():
+            assert list(np.array(fresh.find_var(name).get_tensor()).shape) == new_shape, name
+        assert any("velocity" in n for n in pruner.plan.shapes)
+        rng = np.random.RandomState(0)
+        feed = {"image": rng.rand(4, *shape).astype("float32"), "label": rng.randint(0, 10, (4, 1)).astype("int64")}
+        assert np.isfinite(step(exe, pruned, fresh, feed, pruner.lookup(loss)))

@@ -73,6 +73,11 @@ def _paired_grads(view, op, attr):
     return found
 
 
+def prune_startup(view, shapes):
+    """Make a startup program create tensors of the pruned `shapes` ({persistable name: shape})."""
+    return [name for name, shape in shapes.items() if view.resize_init(name, shape)]
+
+
 def scope_changes(view, removal):
     """{persistable name: {axis: indices}} for the tensors of the scope that a removal touches."""
     out = {}

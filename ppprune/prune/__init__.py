@@ -1,4 +1,5 @@
 """The PaddleSlim-style static pruning API."""
 from .pruner import Pruner
+from .sensitive import get_ratios_by_loss, load_sensitivities, merge_sensitive, ratios_for_flops, sensitivity
 
-__all__ = ["Pruner"]
+__all__ = ["Pruner", "sensitivity", "merge_sensitive", "load_sensitivities", "get_ratios_by_loss", "ratios_for_flops"]

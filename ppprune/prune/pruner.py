@@ -5,7 +5,7 @@ import numbers
 import numpy as np
 
 from ..core import plan as planning
-from ..core.apply_static import apply_program, apply_scope, extend_to_training, new_shapes, scope_changes
+from ..core.apply_static import apply_program, apply_scope, extend_to_training, new_shapes, prune_startup, scope_changes
 from ..core.criteria import get_criterion
 from ..core.errors import PruneError
 from ..core.graph import clone, view_of
@@ -49,6 +49,19 @@ class Pruner:
                                         self.criterion, self.idx_selector, fixed=fixed)
         new_plan.criterion, new_plan.idx_selector = plan.criterion, plan.idx_selector
         return self._apply(pruned, view, scope, new_plan, work, place, lazy, only_graph, param_backup, param_shape_backup)
+
+    def prune_startup(self, startup_program, plan=None):
+        """Return a copy of `startup_program` whose initializers create the pruned shapes of `plan` (default:
+        the last plan), so a fresh scope can be initialised for the pruned program."""
+        plan = plan or self.plan
+        if plan is None:
+            raise PruneError("prune_startup needs a plan: call prune() first or pass plan=")
+        startup, _ = clone(startup_program)
+        resized = prune_startup(view_of(startup), plan.shapes)
+        missing = sorted(set(plan.shapes) - set(resized))
+        if missing:
+            raise PruneError(f"the startup program does not initialise {', '.join(missing)}; is it the right startup program?")
+        return startup
 
     def _apply(self, pruned, view, scope, plan, work, place, lazy, only_graph, want_backup, want_shapes):
         plan.criterion, plan.idx_selector = plan.criterion or self.criterion_name, plan.idx_selector or self.selector_name

@@ -158,6 +158,19 @@ class LegacyView(ViewBase):
         op.raw._set_attr(_ATTRS.get(op.type, {}).get(name, name), value)
         op.forget_attr(name)
 
+    def resize_init(self, name, shape):
+        """In a startup program: make the op that initialises persistable `name` produce `shape`."""
+        var = self._var(name)
+        if var is None:
+            return False
+        for op in self.producers.get(name, []):
+            if op.raw.has_attr("shape"):
+                op.raw._set_attr("shape", [int(d) for d in shape])
+            else:
+                raise NotImplementedError(f"cannot resize the initializer '{op.type}' of '{name}' in the startup program")
+        var.desc.set_shape([int(d) for d in shape])
+        return True
+
     def set_const(self, op, slot, values):
         """Rewrite the constant an op reads for `slot` (legacy: always an attribute)."""
         if op.ins(_snake("Shape")) or op.ins("shape_tensor"):

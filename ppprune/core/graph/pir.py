@@ -181,6 +181,36 @@ class PirView(ViewBase):
             raise NotImplementedError(f"cannot set attribute {name}={value!r} on {op.type} in PIR")
         op.forget_attr(name)
 
+    def resize_init(self, name, shape):
+        """In a startup program: make the op that initialises persistable `name` produce `shape`."""
+        for raw in self.block.ops:
+            if raw.name() == "builtin.set_parameter" and raw.str_attr("parameter_name") == name:
+                break
+            if raw.name() == "builtin.shadow_output" and raw.str_attr("output_name") == name:
+                break
+        else:
+            return False
+        value = raw.operand_source(0)
+        init = value.get_defining_op()
+        op = next((o for o in self.ops if o.raw is init), None)
+        if init.name() == "pd_op.full":  # shape is an attribute: rebuild the op (in-place edits crash)
+            attrs = init.attrs()
+            point = paddle.pir.get_current_insertion_point()
+            paddle.pir.set_insertion_point(init)
+            try:
+                new = paddle._C_ops.full([int(d) for d in shape], attrs["value"], attrs["dtype"], attrs["place"])
+            finally:
+                paddle.pir.set_insertion_point(point) if point is not None else paddle.pir.reset_insertion_point_to_end()
+            new.persistable = True
+            value.replace_all_uses_with(new)
+            init.erase()
+        elif op is not None and op.ins("shape"):
+            self.set_const(op, "shape", shape)
+            value.set_type(paddle.pir.create_shaped_type(value.type(), [int(d) for d in shape]))
+        else:
+            raise NotImplementedError(f"cannot resize the initializer '{init.name()}' of '{name}' in the startup program")
+        return True
+
     def set_const(self, op, slot, values):
         """Give `op` a new constant for `slot`. The `full_int_array` op is replaced, not edited: editing
         its `value` attribute in place crashes at run time in paddle 3.3.1."""
@@ -190,11 +220,12 @@ class PirView(ViewBase):
         if src is None or src.name() != "pd_op.full_int_array":
             raise NotImplementedError(f"{op.type} reads its {slot} from a computed tensor, not a constant")
         attrs = src.attrs()
+        point = paddle.pir.get_current_insertion_point()
         paddle.pir.set_insertion_point(src)
         try:
             new = paddle._C_ops.full_int_array([int(v) for v in values], attrs["dtype"], attrs["place"])
         finally:
-            paddle.pir.reset_insertion_point_to_end()
+            paddle.pir.set_insertion_point(point) if point is not None else paddle.pir.reset_insertion_point_to_end()
         old_value.replace_all_uses_with(new)
         src.erase()
         new_key = self._key(new)

@@ -1,0 +1,136 @@
+"""Checkpoints as `<prefix>.pdparams` (parameters) + `<prefix>.pdopt` (optimizer state), scope <-> disk.
+
+Both are pickled `{name: numpy array}` dicts, the format of PaddleDetection's static `fluid.save`, so its
+`.pdparams` load here. Both files are written to temp files first and only then renamed into place: a
+failure mid-save leaves the previous checkpoint intact and never a partial file under a final name.
+`.pdopt` also records the iteration and a hash of its `.pdparams`, so that a pair torn by a crash between
+the two renames fails loudly on resume instead of mixing two saves.
+"""
+import hashlib
+import os
+import pickle
+import tempfile
+
+import numpy as np
+
+META_KEY = "@meta"
+URL_PREFIXES = ("http://", "https://", "ftp://", "s3://", "hdfs://")
+
+
+class WeightsError(ValueError):
+    pass
+
+
+def _stage(path, data):
+    """Write bytes to a temp file beside `path` (same filesystem, so a rename is atomic); return its name."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=os.path.basename(path) + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return tmp
+
+
+def atomic_write(files):
+    """Write {path: bytes}: every file is staged completely before the first rename, so a failure while
+    writing leaves all old files untouched and no partial file under a final name."""
+    staged = {}
+    try:
+        for path, data in files.items():
+            staged[path] = _stage(path, data)
+    except BaseException:
+        for tmp in staged.values():
+            os.unlink(tmp)
+        raise
+    for path, tmp in staged.items():
+        os.replace(tmp, path)
+
+
+def _read_scope(scope, names):
+    return {n: np.array(scope.find_var(n).get_tensor()) for n in names}
+
+
+def save_checkpoint(prefix, scope, param_names, opt_names=(), meta=None):
+    """Save the named scope tensors as `prefix.pdparams` + `prefix.pdopt`; returns `prefix`."""
+    params = pickle.dumps(_read_scope(scope, param_names), protocol=4)
+    opt = _read_scope(scope, opt_names)
+    opt[META_KEY] = {**(meta or {}), "params_sha1": hashlib.sha1(params).hexdigest()}
+    atomic_write({prefix + ".pdopt": pickle.dumps(opt, protocol=4), prefix + ".pdparams": params})
+    return prefix
+
+
+def resolve_weights(path):
+    """A prefix or `.pdparams` path -> the `.pdparams` file; URLs are refused at once (no downloads here)."""
+    if str(path).startswith(URL_PREFIXES):
+        raise WeightsError(f"weights '{path}' is a URL: ppprune does not download files. Fetch it yourself and "
+                           "pass the local path, e.g. -o pretrain_weights=/path/to/model.pdparams")
+    candidates = [path] if str(path).endswith(".pdparams") else [path + ".pdparams", os.path.join(path, "model_final.pdparams")]
+    for c in candidates:
+        if os.path.isfile(c):
+            return c
+    raise WeightsError(f"no weights at '{path}' (looked for {', '.join(candidates)})")
+
+
+def _read(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    return data, pickle.loads(data)
+
+
+def _write_scope(scope, place, arrays, names, source):
+    """Copy `arrays[name]` into the scope for each name present; shapes must agree exactly."""
+    for name in names:
+        if name not in arrays:
+            continue
+        tensor = scope.find_var(name).get_tensor()
+        have, got = tuple(tensor.shape()), tuple(np.shape(arrays[name]))
+        if have != got:
+            raise WeightsError(
+                f"parameter '{name}': {source} has shape {list(got)}, the model has {list(have)}. Fix: load "
+                "weights from the same model config (num_classes, anchors, width `scale`, base_channels); if "
+                "they were saved after pruning, apply the same --pruned_params/--pruned_ratios before loading.")
+        tensor.set(np.asarray(arrays[name]).astype(np.array(tensor).dtype, copy=False), place)
+
+
+def load_weights(path, scope, place, param_names):
+    """Load parameters from `path` into `scope`, tolerating missing/extra names; returns (missing, unused)."""
+    file = resolve_weights(path)
+    arrays = _read(file)[1]
+    _write_scope(scope, place, arrays, param_names, file)
+    missing = [n for n in param_names if n not in arrays]
+    unused = sorted(set(arrays) - set(param_names))
+    print(f"loaded {len(param_names) - len(missing)}/{len(param_names)} parameters from {file}")
+    if missing:
+        print(f"  {len(missing)} kept their initial values (not in the file): {', '.join(missing[:8])}"
+              + (" ..." if len(missing) > 8 else ""))
+    if unused:
+        print(f"  {len(unused)} tensors in the file are not in the model: {', '.join(unused[:8])}"
+              + (" ..." if len(unused) > 8 else ""))
+    return missing, unused
+
+
+def load_checkpoint(prefix, scope, place, param_names, opt_names):
+    """Restore parameters and optimizer state for resuming, strictly; returns the saved meta (e.g. 'iter')."""
+    if str(prefix).endswith(".pdparams"):
+        prefix = prefix[: -len(".pdparams")]
+    params_file, opt_file = resolve_weights(prefix), prefix + ".pdopt"
+    if not os.path.isfile(opt_file):
+        raise WeightsError(f"cannot resume from '{prefix}': {opt_file} is missing (optimizer state); "
+                           "use -o weights=... to start a new run from these parameters instead")
+    raw, params = _read(params_file)
+    opt = _read(opt_file)[1]
+    meta = opt.pop(META_KEY, {})
+    if meta.get("params_sha1") != hashlib.sha1(raw).hexdigest():
+        raise WeightsError(f"{params_file} and {opt_file} come from different saves; resume from another checkpoint")
+    for arrays, names, file in ((params, param_names, params_file), (opt, opt_names, opt_file)):
+        absent = [n for n in names if n not in arrays]
+        if absent:
+            raise WeightsError(f"cannot resume: {file} lacks {', '.join(absent[:8])}; was it saved from another model?")
+        _write_scope(scope, place, arrays, names, file)
+    return meta

@@ -1,0 +1,58 @@
+"""Optimizer and learning-rate schedule from config.
+
+    LearningRate:
+      base_lr: 0.001
+      schedulers:                 # applied in order, each wrapping the previous one
+        PiecewiseDecay: {gamma: 0.1, milestones: [400, 550]}
+        LinearWarmup: {start_factor: 0.0, steps: 50}
+    Optimizer: {name: Momentum, momentum: 0.9, l2_decay: 0.0005}
+"""
+import paddle
+from paddle.regularizer import L2Decay
+
+from ..config import create
+from ..registry import LR_SCHEDULES, OPTIMIZERS
+
+
+@LR_SCHEDULES.register
+def PiecewiseDecay(base_lr, inner, gamma=0.1, milestones=()):  # noqa: N802 - registered by class-like name
+    """base_lr, then times gamma after each milestone (iterations). Must come first: it replaces `inner`."""
+    if not isinstance(inner, float):
+        raise ValueError("PiecewiseDecay must be the first entry of LearningRate.schedulers")
+    return paddle.optimizer.lr.PiecewiseDecay(list(milestones), [base_lr * gamma ** i for i in range(len(milestones) + 1)])
+
+
+class _Warmup(paddle.optimizer.lr.LinearWarmup):
+    # Paddle's LinearWarmup shifts the inner schedule by the warmup length; milestones here are absolute.
+    def get_lr(self):
+        if self.last_epoch < self.warmup_steps or not isinstance(self.learning_rate, paddle.optimizer.lr.LRScheduler):
+            return super().get_lr()
+        self.learning_rate.step(self.last_epoch)
+        return self.learning_rate()
+
+
+@LR_SCHEDULES.register
+def LinearWarmup(base_lr, inner, start_factor=0.0, steps=0):  # noqa: N802
+    """Ramp linearly from base_lr * start_factor to base_lr over `steps`, then follow `inner`."""
+    return _Warmup(inner, steps, base_lr * start_factor, base_lr)
+
+
+@OPTIMIZERS.register
+def Momentum(learning_rate, momentum=0.9, l2_decay=0.0):  # noqa: N802
+    """SGD with momentum; `l2_decay` applies to every parameter whose ParamAttr sets no regularizer."""
+    return paddle.optimizer.Momentum(learning_rate, momentum=momentum,
+                                     weight_decay=L2Decay(l2_decay) if l2_decay else None)
+
+
+def build_lr(cfg):
+    """-> a paddle LRScheduler (the trainer steps it once per iteration)."""
+    section = cfg["LearningRate"]
+    base_lr = float(section["base_lr"])
+    lr = base_lr
+    for name, kwargs in (section.get("schedulers") or {}).items():
+        lr = create(LR_SCHEDULES, {"name": name, **(kwargs or {})}, cfg, base_lr=base_lr, inner=lr)
+    return lr if isinstance(lr, paddle.optimizer.lr.LRScheduler) else paddle.optimizer.lr.LambdaDecay(lr, lambda _: 1.0)
+
+
+def build_optimizer(cfg, lr):
+    return create(OPTIMIZERS, cfg["Optimizer"], cfg, learning_rate=lr)

@@ -1,0 +1,88 @@
+"""Static programs (train / eval / infer) built from a config, sharing one set of parameter names.
+
+Each program is built under its own `unique_name.guard()` from a fresh model Layer; the explicit
+ParamAttr names make all of them address the same tensors in one Scope, so one startup program
+initialises the lot and a checkpoint loaded once serves every program. The pruning core edits these
+programs in place, so nothing here runs them: the loops in `trainer` take a `ProgramSpec`.
+"""
+from dataclasses import dataclass, field
+
+import paddle
+
+from .. import models  # noqa: F401 - registers the architectures the config names
+from ..config import check_keys, create
+from ..registry import ARCHITECTURES, BACKBONES, HEADS
+from . import optim
+
+MODES = ("train", "eval", "infer")
+# Top-level keys besides the sections named after registered backbones/heads/architectures
+GLOBAL_KEYS = ("architecture", "num_classes", "use_gpu", "max_iters", "snapshot_iter", "save_dir", "weights",
+               "pretrain_weights", "metric", "VOCMetric", "LearningRate", "Optimizer", "TrainReader",
+               "EvalReader", "demo_data", "filename")
+READER_OF = {"train": "TrainReader", "eval": "EvalReader", "infer": "EvalReader"}
+
+
+@dataclass
+class ProgramSpec:
+    """A program plus how to drive it: `feeds` are batch keys fed in order, `fetches` named outputs."""
+
+    program: object
+    feeds: list
+    fetches: dict
+    lr_scheduler: object = None  # train only; stepped once per iteration by the train loop
+
+
+@dataclass
+class Programs:
+    startup: object
+    param_names: list  # every model tensor a checkpoint holds (weights, biases, BN statistics)
+    train: ProgramSpec = None
+    eval: ProgramSpec = None
+    infer: ProgramSpec = None
+    opt_names: list = field(default_factory=list)  # optimizer accumulators of `train`
+
+
+def _build_one(cfg, mode):
+    main, startup = paddle.static.Program(), paddle.static.Program()
+    with paddle.static.program_guard(main, startup), paddle.utils.unique_name.guard():
+        model = create(ARCHITECTURES, cfg["architecture"], cfg)
+        if mode != "train":
+            model.eval()  # BN uses its running statistics and never updates them
+        image_shape = cfg[READER_OF[mode]]["image_shape"]
+        feeds = {name: paddle.static.data(name, shape, dtype) for name, shape, dtype in model.input_specs(mode, image_shape)}
+        fetches = model(feeds, mode=mode)
+        lr = None
+        if mode == "train":
+            lr = optim.build_lr(cfg)
+            optim.build_optimizer(cfg, lr).minimize(fetches["loss"])
+    params = [p.name for p in model.state_dict().values()]
+    return startup, params, ProgramSpec(main, list(feeds), fetches, lr)
+
+
+def persistable_names(program):
+    """Names of the persistable tensors a program reads or writes (parameters, BN stats, accumulators)."""
+    if isinstance(program, paddle.base.framework.Program):  # legacy ProgramDesc
+        skip = (paddle.base.core.VarDesc.VarType.FEED_MINIBATCH, paddle.base.core.VarDesc.VarType.FETCH_LIST)
+        return sorted({v.name for v in program.list_vars() if v.persistable and v.type not in skip})
+    return sorted({r.name for op in program.global_block().ops for r in op.results()
+                   if r.persistable and r.has_name})
+
+
+def check_config(cfg):
+    """Fail on a misspelt top-level key (it would otherwise be ignored silently)."""
+    sections = set(ARCHITECTURES.names()) | set(BACKBONES.names()) | set(HEADS.names())
+    check_keys(cfg, set(GLOBAL_KEYS) | sections, "the config")
+
+
+def build_programs(cfg, mode="train"):
+    """mode 'train' -> train + eval programs; 'eval' -> eval; 'infer' -> infer (export). One startup."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    check_config(cfg)
+    wanted = {"train": ("train", "eval"), "eval": ("eval",), "infer": ("infer",)}[mode]
+    built = {m: _build_one(cfg, m) for m in wanted}
+    startup, param_names, _ = built[wanted[0]]  # params of every mode are the same names
+    programs = Programs(startup, param_names, **{m: spec for m, (_, _, spec) in built.items()})
+    if programs.train is not None:
+        programs.opt_names = [n for n in persistable_names(programs.train.program) if n not in set(param_names)]
+    return programs

@@ -1,0 +1,283 @@
+"""Sensitivity analysis (PaddleSlim's `sensitivity` API) and pruning ratios derived from it.
+
+A trial zeroes, in the scope, the channels one conv would lose, evaluates the *same* program and puts the
+touched tensors back. A zeroed plan computes what the structurally pruned program computes (the oracle in
+tests/oracle.py checks exactly that), so nothing is cloned, re-walked or recompiled per trial: each conv's
+group is walked once for all its ratios, and ratios that prune the same channels share one evaluation.
+"""
+import math
+import numbers
+import os
+import pickle
+
+import numpy as np
+import paddle
+from tqdm import tqdm
+
+from ..analysis.flops import count
+from ..core import plan as planning
+from ..core.apply_static import apply_scope, new_shapes, restore_scope, scope_changes
+from ..core.criteria import get_criterion
+from ..core.errors import PruneError
+from ..core.graph import view_of
+from ..core.groups import discover
+from ..core.selectors import default_idx_selector, get_selector
+from ..fsutil import atomic_write
+from .pruner import _reader, check_names
+
+DEFAULT_RATIOS = tuple(round(0.1 * i, 1) for i in range(1, 10))
+_DIGITS = 10  # ratio keys are rounded to this many decimals: 0.3, never 0.30000000000000004
+_FORMAT = "ppprune.sensitivities/1"
+
+
+def sensitivity(program, place, param_names, eval_func, sensitivities_file=None, pruned_ratios=None,
+                scope=None, criterion="l1_norm", idx_selector="default_idx_selector"):
+    """Return `{param: {ratio: loss}}` with loss = (baseline - metric) / baseline, `metric` being
+    `eval_func(program)` while `param` has lost `ratio` of its output channels (0.1 ... 0.9 by default).
+
+    `eval_func` receives `program` itself (its fetch targets work as they are) while the pruned channels
+    are zeroed in `scope` (default: the global scope); the scope is restored exactly after every trial,
+    also when `eval_func` raises. With `sensitivities_file`, the results (and the baseline) are rewritten
+    atomically after every evaluation and a restart evaluates only what is missing. The returned dict also
+    holds everything the file already had."""
+    scope = paddle.static.global_scope() if scope is None else scope
+    ratios = _clean_ratios(DEFAULT_RATIOS if pruned_ratios is None else pruned_ratios)
+    params = [param_names] if isinstance(param_names, str) else list(param_names)
+    store = _Store(sensitivities_file)
+    view = view_of(program)
+    check_names(view, params)
+    trials = _trials(view, _reader(scope), params, ratios, store, get_criterion(criterion), get_selector(idx_selector))
+    if trials and store.baseline is None:
+        store.baseline = _metric(eval_func(program))
+        if store.baseline == 0:
+            raise PruneError("the baseline metric is 0: sensitivity losses are relative to it. Evaluate a metric "
+                             "that is non-zero on the unpruned model (accuracy, mAP...).")
+    store.save()
+    with tqdm(total=len(trials), unit="eval", desc="sensitivity", dynamic_ncols=True) as bar:
+        for trial in trials:
+            bar.set_description(f"{trial.param} ratio {'/'.join(map(str, trial.ratios))}")
+            backup = apply_scope(scope, trial.changes, place=place, lazy=True)
+            try:
+                metric = _metric(eval_func(program))
+            finally:
+                restore_scope(scope, backup, place)
+            store.record(trial.param, trial.ratios, (store.baseline - metric) / store.baseline)
+            store.save()
+            bar.update()
+    return {p: dict(losses) for p, losses in store.sens.items()}
+
+
+class _Trial:
+    """One evaluation: the ratios of `param` that prune the same channels, and the scope tensors to zero."""
+
+    def __init__(self, param, ratio, changes):
+        self.param, self.ratios, self.changes = param, [ratio], changes
+
+
+def _trials(view, read, params, ratios, store, criterion, selector):
+    """The evaluations still needed. Results implied without evaluating are recorded in `store` on the way:
+    a ratio that prunes nothing loses nothing, and one that prunes the channels of a stored ratio has its loss."""
+    trials = []
+    for param in params:
+        stored = {round(float(r), _DIGITS): loss for r, loss in store.sens.get(param, {}).items()}
+        missing = [r for r in ratios if r not in stored]
+        if not missing:
+            continue
+        group = discover(view, param)
+        if group.outputs:
+            raise PruneError(f"'{param}' cannot be pruned: its channels reach a network output. Leave it out of param_names.")
+        scores, atoms = criterion(group, read), group.atoms()
+
+        def channels(ratio):
+            return np.asarray(selector(scores, ratio, atoms), dtype=np.int64).tobytes() if ratio > 0 else b""
+
+        known = {channels(r): loss for r, loss in stored.items()}
+        pending = {}
+        for r in missing:
+            chosen = channels(r)
+            if not chosen:
+                store.record(param, [r], 0.0)
+            elif chosen in known:
+                store.record(param, [r], known[chosen])
+            elif chosen in pending:
+                pending[chosen].ratios.append(r)
+            else:
+                removal, _ = group.removal(np.frombuffer(chosen, dtype=np.int64))
+                pending[chosen] = _Trial(param, r, scope_changes(view, removal))
+        trials.extend(pending.values())
+    return trials
+
+
+def _metric(value):
+    return float(np.asarray(value, dtype=np.float64).item())
+
+
+def _clean_ratios(ratios):
+    out = []
+    for r in ratios:
+        if isinstance(r, bool) or not isinstance(r, numbers.Real) or not 0 <= float(r) < 1:
+            raise PruneError(f"pruned ratio {r!r} is outside [0, 1): a ratio is the share of channels to remove")
+        r = round(float(r), _DIGITS)
+        if r not in out:
+            out.append(r)
+    return out
+
+
+class _Store:
+    """Sensitivities and baseline, pickled as `{"format", "baseline", "sensitivities"}` (plain PaddleSlim
+    dicts are read too)."""
+
+    def __init__(self, path):
+        self.path = os.fspath(path) if path is not None else None
+        self.sens, self.baseline = _read(self.path) if self.path and os.path.exists(self.path) else ({}, None)
+
+    def record(self, param, ratios, loss):
+        losses = self.sens.setdefault(param, {})
+        losses.update((r, loss) for r in ratios)
+        self.sens[param] = dict(sorted(losses.items()))
+
+    def save(self):
+        if self.path is None:
+            return
+        with atomic_write(self.path, "wb") as f:
+            pickle.dump({"format": _FORMAT, "baseline": self.baseline, "sensitivities": self.sens}, f)
+
+
+def _read(path):
+    with open(path, "rb") as f:
+        data = pickle.load(f)
+    if isinstance(data, dict) and data.get("format") == _FORMAT:
+        return data["sensitivities"], data["baseline"]
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise PruneError(f"{path} is not a sensitivities file: expected a pickled {{param: {{ratio: loss}}}} dict")
+    return data, None
+
+
+def load_sensitivities(sensitivities_file):
+    """`{param: {ratio: loss}}` from a file written by `sensitivity` or by PaddleSlim ({} if it does not exist)."""
+    if sensitivities_file is None or not os.path.exists(sensitivities_file):
+        return {}
+    return _read(sensitivities_file)[0]
+
+
+def merge_sensitive(sensitivities):
+    """Merge dicts and/or files (e.g. shards of one analysis); for a (param, ratio) in several, the last wins."""
+    merged = {}
+    for item in sensitivities:
+        sens = item if isinstance(item, dict) else load_sensitivities(item)
+        for param, losses in sens.items():
+            merged.setdefault(param, {}).update(losses)
+    return merged
+
+
+def get_ratios_by_loss(sensitivities, loss):
+    """{param: the largest ratio whose loss stays within `loss`}, interpolated linearly between the last
+    measured ratio within it and the next one, never extrapolated past the largest measured ratio. A param
+    already losing more than `loss` at its smallest measured ratio is left out (PaddleSlim does the same)."""
+    ratios = {}
+    for param, losses in sensitivities.items():
+        points = sorted((float(r), float(l)) for r, l in losses.items())
+        within = [i for i, (_, l) in enumerate(points) if l <= loss]
+        if not within:
+            continue
+        i = within[-1]
+        r0, l0 = points[i]
+        if i + 1 < len(points):
+            r1, l1 = points[i + 1]  # l1 > loss >= l0, since i is the last index within the loss
+            r0 += (loss - l0) * (r1 - r0) / (l1 - l0)
+        ratios[param] = r0
+    return ratios
+
+
+def ratios_for_flops(program, sensitivities, pruned_flops, skip_params=(), round_to=1, tolerance=0.01, max_iters=50,
+                     scope=None, criterion="l1_norm", idx_selector="default_idx_selector"):
+    """{param: ratio} removing `pruned_flops` (a share, e.g. 0.4) of `program`'s FLOPs within `tolerance`,
+    found by a binary search over the loss threshold of `get_ratios_by_loss`. Each candidate is planned on
+    the graph exactly as `Pruner.prune` with the same criterion would plan it, so the prediction is the
+    FLOPs of the pruned program. Convs coupled to each other (a residual add, a depthwise conv and the
+    conv feeding it) get the smallest of their ratios; skipping a param skips those coupled to it.
+    `round_to=N` keeps every pruned conv's remaining channel count a multiple of N. Raises PruneError if
+    the target is out of reach of the measured ratios or no threshold lands within the tolerance."""
+    if not 0 < pruned_flops < 1:
+        raise PruneError(f"pruned_flops={pruned_flops!r}: give the share of FLOPs to remove, in (0, 1)")
+    if not isinstance(round_to, int) or round_to < 1:
+        raise PruneError(f"round_to={round_to!r}: give a positive integer channel multiple")
+    selector = get_selector(idx_selector)
+    if round_to > 1 and selector is not default_idx_selector:
+        raise PruneError("round_to counts channels as default_idx_selector does; use it with that selector only")
+    scope = paddle.static.global_scope() if scope is None else scope
+    view = view_of(program)
+    check_names(view, list(sensitivities))
+    check_names(view, list(skip_params))
+    groups = {p: discover(view, p) for p in list(sensitivities) + [p for p in skip_params if p not in sensitivities]}
+    cluster = _clusters(groups)
+    blocked = {cluster[p] for p in groups if p in skip_params or groups[p].outputs}
+    candidates = {p: sensitivities[p] for p in sensitivities if cluster[p] not in blocked}
+    base = count(view)[0]
+    read, crit = _reader(scope), get_criterion(criterion)
+
+    def attempt(threshold):
+        by_loss = get_ratios_by_loss(candidates, threshold)
+        shared = {}
+        for p in candidates:  # the most sensitive member of a cluster decides for all of it
+            shared[cluster[p]] = min(shared.get(cluster[p], 1.0), by_loss.get(p, 0.0))
+        ratios = {p: _round_ratio(groups[p], shared[cluster[p]], round_to) for p in candidates}
+        ratios = {p: r for p, r in ratios.items() if r > 0}
+        _, work = planning.build(view, read, list(ratios), list(ratios.values()), crit, selector)
+        return ratios, 1 - count(view, new_shapes(view, work.removal))[0] / base
+
+    losses = [float(l) for s in candidates.values() for l in s.values()]
+    if not losses:
+        raise PruneError("no prunable param has sensitivities: nothing can reduce the FLOPs")
+    lo, hi = min(losses) - 1.0, max(losses)  # below every loss nothing is pruned; at the top, every largest ratio
+    ratios, reached = attempt(hi)
+    if reached < pruned_flops - tolerance:
+        raise PruneError(
+            f"cannot remove {pruned_flops:.1%} of the FLOPs: pruning every param at its largest measured ratio "
+            f"removes {reached:.1%}. Measure larger ratios, include more params or skip fewer, or lower the target.")
+    tried = [reached]
+    for _ in range(max_iters):
+        if abs(reached - pruned_flops) <= tolerance:
+            return ratios
+        mid = (lo + hi) / 2
+        ratios, reached = attempt(mid)
+        tried.append(reached)
+        if reached > pruned_flops:
+            hi = mid
+        else:
+            lo = mid
+    if abs(reached - pruned_flops) <= tolerance:
+        return ratios
+    closest = min(tried, key=lambda r: abs(r - pruned_flops))
+    raise PruneError(
+        f"no loss threshold removes {pruned_flops:.1%} ± {tolerance:.1%} of the FLOPs in {max_iters} steps "
+        f"(closest: {closest:.1%}); the channel counts are too coarse here. Raise the tolerance or lower round_to.")
+
+
+def _clusters(groups):
+    """{param: representative}: params whose groups reach each other's weights lose the same channels."""
+    root = {p: p for p in groups}
+
+    def find(p):
+        while root[p] != p:
+            p = root[p]
+        return p
+
+    for p, g in groups.items():
+        for q, h in groups.items():
+            if (h.key, h.axis) in g.nodes:
+                root[find(q)] = find(p)
+    return {p: find(p) for p in groups}
+
+
+def _round_ratio(group, ratio, multiple):
+    """`ratio` moved so that the channels default_idx_selector keeps are a multiple of `multiple` (nearest
+    such count, at least one multiple; 0 when even that is impossible)."""
+    if multiple == 1 or ratio <= 0:
+        return ratio
+    atoms = len(group.atoms())
+    width = group.size // atoms  # channels per atom (a whole group of a grouped conv)
+    step = multiple // math.gcd(multiple, width)  # atoms per multiple of channels
+    keep = atoms - min(int(round(atoms * ratio)), atoms - 1)
+    keep = max(step, int(round(keep / step)) * step)
+    return 0.0 if keep >= atoms else (atoms - keep) / atoms
