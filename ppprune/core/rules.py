@@ -57,6 +57,7 @@ def conv2d(walk, op, key, axis, ch):
         return
     # Grouped and depthwise: a group's inputs, filters and outputs go together, whole groups at a time.
     spaces = {(x, cax): (cin_g, "flow"), (f, 0): (cout // groups, "side"), (out, cax): (cout // groups, "flow")}
+    tags = {(f, 0): "filter_out"}
     if (key, axis) not in spaces:
         walk.cannot(op, f"a grouped conv cannot lose channels on axis {axis} of its filter")
     block = spaces[(key, axis)][0]
@@ -64,7 +65,7 @@ def conv2d(walk, op, key, axis, ch):
     group_ch = ch.blocks(block)
     for (k, a), (size, kind) in spaces.items():
         if (k, a) != (key, axis):
-            (walk.flow if kind == "flow" else walk.side)(k, a, group_ch.expand(size), None)
+            (walk.flow if kind == "flow" else walk.side)(k, a, group_ch.expand(size), tags.get((k, a)))
     walk.dec_attr(op, "groups", group_ch)
 
 
