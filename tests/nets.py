@@ -120,7 +120,25 @@ def transposed(x):
     return head(y, 4, 10)
 
 
+def assorted(x):
+    """The rarer channel-wise ops: group/instance norm, channel prelu, scale, sub/div by per-channel
+    tensors, dropout, and a reshape whose constant spells out C*H*W."""
+    y = nn.Conv2D(3, 8, 3, padding=1, weight_attr=_attr("gn_conv_weights"))(x)
+    y = nn.GroupNorm(4, 8)(y)
+    y = nn.PReLU(num_parameters=8)(y)
+    y = nn.Conv2D(8, 6, 3, padding=1, weight_attr=_attr("in_conv_weights"))(y)
+    y = nn.InstanceNorm2D(6)(y)
+    y = paddle.scale(y, 2.0, 1.0)
+    shift = paddle.create_parameter([6, 1, 1], "float32", attr=_attr("shift"))
+    y = (y - shift) / (shift * shift + 1.0)
+    y = F.dropout(y, 0.5, training=False)
+    y = conv(y, 6, 4, "tail", act="relu6")
+    y = paddle.reshape(y, [-1, 4 * 8 * 8])
+    return nn.Linear(4 * 8 * 8, 10)(y)
+
+
 ARCHITECTURES = {
+    "assorted": (assorted, [3, 8, 8]),
     "residual": (residual, [3, 8, 8]),
     "mobilenet_block": (mobilenet_block, [3, 16, 16]),
     "inception": (inception, [3, 8, 8]),
