@@ -9,7 +9,7 @@ class CannotFollow(PruneError):
     """A channel rule cannot carry pruned channels through an op."""
 
     def __init__(self, param, op, why):
-        self.param, self.op_type = param, op.type
+        self.param, self.op_type, self.why = param, op.type, why
         super().__init__(
             f"cannot prune '{param}': its channels reach op '{op.type}' (op #{op.index}) and {why}. "
             f"Leave '{param}' out of the pruned params, or add a channel rule for '{op.type}' in "

@@ -16,12 +16,13 @@ from .groups import discover
 
 
 class Plan:
-    def __init__(self, entries=(), skipped=(), criterion=None, idx_selector=None, tensors=None, shapes=None):
+    def __init__(self, entries=(), skipped=(), criterion=None, idx_selector=None, tensors=None, shapes=None, meta=None):
         self.entries = list(entries)  # dicts: param, axis, ratio, size, pruned
         self.skipped = list(skipped)  # dicts: param, reason
         self.criterion, self.idx_selector = criterion, idx_selector
         self.tensors = tensors or {}  # persistable name -> {axis: [indices]}
         self.shapes = shapes or {}  # persistable name -> shape after pruning
+        self.meta = dict(meta or {})  # free-form provenance (base weights, config) written by the tools
 
     @property
     def ratios(self):
@@ -38,12 +39,14 @@ class Plan:
             "skipped": self.skipped,
             "tensors": {n: {str(a): [int(i) for i in idx] for a, idx in axes.items()} for n, axes in self.tensors.items()},
             "shapes": {n: [int(d) for d in s] for n, s in self.shapes.items()},
+            "meta": self.meta,
         }
 
     @classmethod
     def from_dict(cls, d):
         tensors = {n: {int(a): idx for a, idx in axes.items()} for n, axes in d.get("tensors", {}).items()}
-        return cls(d["entries"], d.get("skipped", []), d.get("criterion"), d.get("idx_selector"), tensors, d.get("shapes", {}))
+        return cls(d["entries"], d.get("skipped", []), d.get("criterion"), d.get("idx_selector"), tensors,
+                   d.get("shapes", {}), d.get("meta"))
 
     def save(self, path):
         with atomic_write(path) as f:

@@ -1,6 +1,6 @@
 """What `--print_params` shows: each conv weight, whether it can be pruned, and what goes with it."""
 from ..analysis.flops import count
-from ..core.errors import PruneError
+from ..core.errors import CannotFollow, PruneError
 from ..core.graph import view_of
 from ..core.groups import CONV_TYPES, discover
 
@@ -27,6 +27,9 @@ def prunable_params(program):
         shape = view.shape(view.param_key(name))
         try:
             group = discover(view, name)
+        except CannotFollow as e:
+            blocked.append({"name": name, "shape": shape, "reason": f"its channels reach '{e.op_type}' and {e.why}"})
+            continue
         except PruneError as e:
             blocked.append({"name": name, "shape": shape, "reason": str(e)})
             continue

@@ -31,10 +31,22 @@ def clone(program):
     return copy, lambda var: copy.global_block().var(var if isinstance(var, str) else var.name)
 
 
+def feed_vars(program, names):
+    """The input variables (legacy) or `pd_op.data` values (PIR) of `program` called `names`."""
+    if _is_pir(program):
+        found = {op.str_attr("name"): op.result(0) for op in program.global_block().ops if op.name() == "pd_op.data"}
+    else:
+        found = {n: program.global_block().var(n) for n in names if program.global_block().has_var(n)}
+    missing = [n for n in names if n not in found]
+    if missing:
+        raise KeyError(f"the program has no input named {', '.join(missing)}")
+    return [found[n] for n in names]
+
+
 def _is_pir(program):
     import paddle
 
     return isinstance(program, paddle.pir.Program)
 
 
-__all__ = ["view_of", "clone", "OpView", "FORWARD", "BACKWARD", "OPTIMIZER", "OTHER"]
+__all__ = ["view_of", "clone", "feed_vars", "OpView", "FORWARD", "BACKWARD", "OPTIMIZER", "OTHER"]

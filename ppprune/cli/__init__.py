@@ -1,0 +1,1 @@
+"""The command-line tools (`tools/*.py` are thin wrappers over these modules' `main`)."""

@@ -1,0 +1,73 @@
+"""Evaluate a (pruned) checkpoint. The plan saved beside the weights reshapes the model first, so
+`--pruned_params/--pruned_ratios` are not needed; if given, they must agree with the plan.
+
+    python tools/eval.py -c configs/yolov3/yolov3_mobilenet_v1_demo.yml -o weights=output/..._pruned/model_final
+"""
+from . import common
+
+
+def parse_args(argv=None):
+    p = common.parser(__doc__)
+    common.add_prune_flags(p)
+    return p.parse_args(argv)
+
+
+def load_model(cfg, mode, args):
+    """Build `mode` programs, reshape them by the checkpoint's plan (or by flags), and load the weights.
+    Returns (programs, spec, exe, scope, place, plan)."""
+    import paddle
+
+    from ..engine import build_programs, get_place, load_weights
+
+    prefix = common.weights_prefix(cfg)
+    params, ratios = common.pruned_request(args) if args is not None else (None, None)
+    paddle.enable_static()
+    place = get_place(cfg.get("use_gpu", False))
+    programs = build_programs(cfg, mode)
+    spec = getattr(programs, mode)
+    exe, scope = paddle.static.Executor(place), paddle.static.Scope()
+    exe.run(programs.startup, scope=scope)
+    plan = common.plan_beside(prefix)
+    if plan is not None:
+        common.check_against_plan(plan, params, ratios)
+    elif params is not None:  # PaddleSlim-style: reshape by flags (indices do not matter, weights overwrite)
+        from ..prune import Pruner
+
+        pruner = Pruner(args.prune_criterion, args.idx_selector)
+        pruner.prune(spec.program, scope, params, ratios, place=place, only_graph=True)
+        plan = pruner.plan
+    if plan is not None:
+        spec = common.apply_saved_plan(spec, scope, plan, place)
+        _resize_scope(scope, plan, place)
+    load_weights(prefix, scope, place, programs.param_names)
+    return programs, spec, exe, scope, place, plan
+
+
+def _resize_scope(scope, plan, place):
+    """Give the scope tensors the pruned shapes, so the loader can check the checkpoint against them."""
+    import numpy as np
+
+    for name, shape in plan.shapes.items():
+        var = scope.find_var(name)
+        if var is not None:
+            var.get_tensor().set(np.zeros(shape, dtype=np.array(var.get_tensor()).dtype), place)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from ..config import load_config
+    from ..engine import eval_loop
+    from ..engine.evaluators import build_evaluator
+    from ..engine.readers import build_reader
+
+    cfg = load_config(args.config, args.opt)
+    programs, spec, exe, scope, place, plan = load_model(cfg, "eval", args)
+    if plan is not None:
+        print("pruned model: " + ", ".join(f"{e['param']} -{len(e['pruned'])}/{e['size']}" for e in plan.entries))
+    dataset, loader = build_reader(cfg, "EvalReader")
+    evaluator = build_evaluator(cfg, dataset)
+    result = eval_loop(spec, exe, scope, loader, evaluator)
+    print(f"{evaluator.key}: {result[evaluator.key]:.4f}")
+    if result.get("per_class"):
+        print(result["per_class"])
+    return 0

@@ -1,0 +1,153 @@
+"""Prune a model from a config, fine-tune it, and save checkpoints with the pruning plan beside them.
+
+    python tools/prune.py -c configs/yolov3/yolov3_mobilenet_v1_demo.yml -o weights=output/.../model_final \\
+        --pruned_params yolo_block.0.0.0.conv.weights,yolo_block.0.0.1.conv.weights --pruned_ratios 0.2,0.3 --eval
+    python tools/prune.py -c CFG --print_params          # which conv weights can be pruned, and with what
+    python tools/prune.py -c CFG -o weights=W --target_flops 0.5 --sensitivities_file sens.pkl
+
+Outputs go to `<save_dir>/<config name>_pruned/`: checkpoints, `plan.json` (params, ratios, criterion,
+pruned indices, resulting shapes) and the resolved `config.yml`.
+"""
+import os
+import time
+
+from . import common
+
+
+def parse_args(argv=None):
+    p = common.parser(__doc__)
+    common.add_prune_flags(p)
+    p.add_argument("-P", "--print_params", action="store_true", help="list prunable conv weights and exit")
+    p.add_argument("--target_flops", type=float, default=None,
+                   help="share of FLOPs to remove, with ratios chosen from --sensitivities_file")
+    p.add_argument("-s", "--sensitivities_file", default=None, help="sensitivities from tools/sensitive.py")
+    p.add_argument("--eval", action="store_true", help="evaluate at every snapshot and keep best_model")
+    p.add_argument("-r", "--resume_checkpoint", default=None, help="resume fine-tuning from a pruned checkpoint")
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    import paddle
+
+    from ..config import dump_config, load_config
+    from ..engine import build_programs, fit, get_place, load_checkpoint, load_weights
+    from ..prune import Pruner
+    from ..prune.report import format_report, prunable_params
+
+    cfg = load_config(args.config, args.opt)
+    paddle.enable_static()
+    if args.print_params:
+        programs = build_programs(cfg, "eval")
+        print(format_report(*prunable_params(programs.eval.program)))
+        return 0
+
+    params, ratios = common.pruned_request(args)
+    if args.target_flops is not None:
+        params, ratios = _ratios_for_target(cfg, args, params)
+    resumed_plan = common.plan_beside(args.resume_checkpoint) if args.resume_checkpoint else None
+    if params is None and resumed_plan is None:
+        raise common.UsageError("nothing to prune: give --pruned_params and --pruned_ratios, or --target_flops "
+                                "with --sensitivities_file (list candidates with --print_params)")
+    out = common.save_dir(cfg, args.config, "_pruned")
+    place = get_place(cfg.get("use_gpu", False))
+    programs = build_programs(cfg, "train")
+    exe, scope = paddle.static.Executor(place), paddle.static.Scope()
+    exe.run(programs.startup, scope=scope)
+    base = cfg.get("weights") or cfg.get("pretrain_weights")
+    if base and not resumed_plan:
+        load_weights(base, scope, place, programs.param_names)
+    before = common.cost(programs.eval.program, scope)
+
+    pruner = Pruner(args.prune_criterion, args.idx_selector)
+    if resumed_plan is not None:
+        common.check_against_plan(resumed_plan, params, ratios)
+        train, _, _ = pruner.apply_plan(programs.train.program, scope, resumed_plan, place=place, only_graph=True)
+    else:
+        ratios = _round_ratios(programs.train.program, params, ratios, args.round_to)
+        train, _, _ = pruner.prune(programs.train.program, scope, params, ratios, place=place)
+    plan = pruner.plan
+    plan.meta.update(config=os.path.abspath(args.config), base_weights=base, overrides=args.opt)
+    programs.train = common.remap(programs.train, pruner, train)
+    programs.eval = common.apply_saved_plan(programs.eval, scope, plan, place)
+    start_iter = 0
+    if args.resume_checkpoint:
+        start_iter = load_checkpoint(args.resume_checkpoint, scope, place, programs.param_names, programs.opt_names)["iter"]
+    after = common.cost(programs.eval.program, scope)
+    for s in plan.skipped:
+        print(f"skipped {s['param']}: {s['reason']}")
+    _print_costs(before, after, plan)
+    plan.save(os.path.join(out, common.PLAN_FILE))
+    dump_config(cfg, os.path.join(out, "config.yml"))
+
+    max_iters = cfg["max_iters"]
+    if max_iters <= start_iter:
+        from ..engine.checkpoint import save_checkpoint
+
+        save_checkpoint(os.path.join(out, "model_final"), scope, programs.param_names, programs.opt_names, {"iter": start_iter})
+        print(f"no fine-tuning (max_iters={max_iters}); pruned weights in {out}/model_final")
+        return 0
+    from ..engine.evaluators import build_evaluator
+    from ..engine.readers import build_reader
+
+    _, train_loader = build_reader(cfg, "TrainReader")
+    eval_loader = evaluator = None
+    if args.eval:
+        eval_set, eval_loader = build_reader(cfg, "EvalReader")
+        evaluator = build_evaluator(cfg, eval_set)
+    tic = time.time()
+    best = fit(programs, exe, scope, train_loader, out, max_iters, cfg["snapshot_iter"], start_iter=start_iter,
+               eval_loader=eval_loader, evaluator=evaluator)
+    print(f"fine-tuning done in {(time.time() - tic) / 60:.1f} min; checkpoints and plan.json in {out}")
+    if best is not None:
+        print(f"best {evaluator.key}: {best[evaluator.key]:.4f}")
+    return 0
+
+
+def _round_ratios(program, params, ratios, round_to):
+    """Adjust ratios so each weight keeps a multiple of `round_to` channels (at least `round_to`)."""
+    if round_to <= 1:
+        return ratios
+    from ..core.graph import view_of
+    from ..core.groups import master_axis
+
+    view = view_of(program)
+    out = []
+    for p, r in zip(params, ratios):
+        key, axis = master_axis(view, p)
+        n = view.shape(key)[axis]
+        keep = max(round_to, int(round((n - round(n * r)) / round_to)) * round_to)
+        out.append(max(0.0, (n - min(keep, n)) / n))
+    return out
+
+
+def _ratios_for_target(cfg, args, params):
+    """Per-weight ratios hitting --target_flops, from the sensitivities file."""
+    import paddle
+
+    from ..engine import build_programs
+    from ..prune import load_sensitivities, ratios_for_flops
+
+    if not args.sensitivities_file:
+        raise common.UsageError("--target_flops needs --sensitivities_file (make one with tools/sensitive.py)")
+    if not 0 < args.target_flops < 1:
+        raise common.UsageError(f"--target_flops {args.target_flops} is outside (0, 1): it is the share of FLOPs to remove")
+    sens = load_sensitivities(args.sensitivities_file)
+    if params:
+        sens = {p: v for p, v in sens.items() if p in params}
+    paddle.enable_static()
+    program = build_programs(cfg, "eval").eval.program
+    ratios = ratios_for_flops(program, sens, args.target_flops, round_to=args.round_to)
+    chosen = [p for p in ratios if ratios[p] > 0]
+    print("ratios for FLOPs target {:.0%}: {}".format(args.target_flops, ", ".join(f"{p}={ratios[p]:.3f}" for p in chosen)))
+    return chosen, [ratios[p] for p in chosen]
+
+
+def _print_costs(before, after, plan):
+    rows = [
+        ("FLOPs (MACs)", f"{before['flops'] / 1e6:.2f}M", f"{after['flops'] / 1e6:.2f}M", f"{1 - after['flops'] / before['flops']:.1%}"),
+        ("parameters", f"{before['params'] / 1e6:.3f}M", f"{after['params'] / 1e6:.3f}M", f"{1 - after['params'] / before['params']:.1%}"),
+    ]
+    common.print_table("pruning:", ("", "before", "after", "removed"), rows)
+    for e in plan.entries:
+        print(f"  {e['param']}: {e['size']} -> {e['size'] - len(e['pruned'])} channels (ratio {e['ratio']:g})")

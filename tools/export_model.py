@@ -1,0 +1,10 @@
+"""Export a (pruned) model for Paddle Inference: see `python tools/export_model.py --help`."""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout
+
+from ppprune.cli import common, export_model  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(common.run(export_model.main))
