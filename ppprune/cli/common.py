@@ -112,6 +112,15 @@ def remap(spec, pruner, program):
     return ProgramSpec(program, spec.feeds, {k: pruner.lookup(v) for k, v in spec.fetches.items()}, spec.lr_scheduler)
 
 
+def remap_program(spec, program):
+    """`spec` driving `program` when `program` is spec's own program (sensitivity zeroes, it does not copy)."""
+    from ..engine.programs import ProgramSpec
+
+    if program is not spec.program:
+        raise ValueError("eval_func was handed a different program than the one analysed")
+    return ProgramSpec(program, spec.feeds, spec.fetches, spec.lr_scheduler)
+
+
 def apply_saved_plan(spec, scope, plan, place=None):
     """Prune `spec`'s program graph-only by a saved plan (the weights loaded afterwards are pruned)."""
     from ..prune import Pruner

@@ -43,10 +43,10 @@ def main(argv=None):
         return 0
 
     params, ratios = common.pruned_request(args)
-    if args.target_flops is not None:
-        params, ratios = _ratios_for_target(cfg, args, params)
+    if args.target_flops is not None and not args.sensitivities_file:
+        raise common.UsageError("--target_flops needs --sensitivities_file (make one with tools/sensitive.py)")
     resumed_plan = common.plan_beside(args.resume_checkpoint) if args.resume_checkpoint else None
-    if params is None and resumed_plan is None:
+    if params is None and resumed_plan is None and args.target_flops is None:
         raise common.UsageError("nothing to prune: give --pruned_params and --pruned_ratios, or --target_flops "
                                 "with --sensitivities_file (list candidates with --print_params)")
     out = common.save_dir(cfg, args.config, "_pruned")
@@ -58,6 +58,8 @@ def main(argv=None):
     if base and not resumed_plan:
         load_weights(base, scope, place, programs.param_names)
     before = common.cost(programs.eval.program, scope)
+    if args.target_flops is not None and resumed_plan is None:
+        params, ratios = _ratios_for_target(programs.eval.program, scope, args, params)
 
     pruner = Pruner(args.prune_criterion, args.idx_selector)
     if resumed_plan is not None:
@@ -121,25 +123,19 @@ def _round_ratios(program, params, ratios, round_to):
     return out
 
 
-def _ratios_for_target(cfg, args, params):
-    """Per-weight ratios hitting --target_flops, from the sensitivities file."""
-    import paddle
-
-    from ..engine import build_programs
+def _ratios_for_target(program, scope, args, params):
+    """Per-weight ratios hitting --target_flops, from the sensitivities file (params limit the candidates)."""
     from ..prune import load_sensitivities, ratios_for_flops
 
-    if not args.sensitivities_file:
-        raise common.UsageError("--target_flops needs --sensitivities_file (make one with tools/sensitive.py)")
-    if not 0 < args.target_flops < 1:
-        raise common.UsageError(f"--target_flops {args.target_flops} is outside (0, 1): it is the share of FLOPs to remove")
     sens = load_sensitivities(args.sensitivities_file)
+    if not sens:
+        raise common.UsageError(f"no sensitivities in '{args.sensitivities_file}': run tools/sensitive.py first")
     if params:
         sens = {p: v for p, v in sens.items() if p in params}
-    paddle.enable_static()
-    program = build_programs(cfg, "eval").eval.program
-    ratios = ratios_for_flops(program, sens, args.target_flops, round_to=args.round_to)
+    ratios = ratios_for_flops(program, sens, args.target_flops, round_to=args.round_to, scope=scope,
+                              criterion=args.prune_criterion, idx_selector=args.idx_selector)
     chosen = [p for p in ratios if ratios[p] > 0]
-    print("ratios for FLOPs target {:.0%}: {}".format(args.target_flops, ", ".join(f"{p}={ratios[p]:.3f}" for p in chosen)))
+    print(f"ratios for {args.target_flops:.0%} fewer FLOPs: " + ", ".join(f"{p}={ratios[p]:.3f}" for p in chosen))
     return chosen, [ratios[p] for p in chosen]
 
 

@@ -1,0 +1,89 @@
+"""Run an exported (pruned) model on images with Paddle Inference and write PNGs with the boxes drawn.
+
+    python tools/infer.py --model_dir output/<config>_export --infer_img dataset/demo_voc/JPEGImages/000001.jpg
+    python tools/infer.py --model_dir output/<config>_export --infer_dir some/folder --output_dir out/
+"""
+import argparse
+import glob
+import os
+
+import numpy as np
+
+from . import common
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model_dir", required=True, help="folder written by tools/export_model.py")
+    p.add_argument("--infer_img", default=None, help="one image")
+    p.add_argument("--infer_dir", default=None, help="a folder of images")
+    p.add_argument("--output_dir", default="output/infer")
+    p.add_argument("--draw_threshold", type=float, default=None, help="default: infer_cfg.yml's draw_threshold")
+    p.add_argument("--threads", type=int, default=1)
+    return p.parse_args(argv)
+
+
+def images(args):
+    if args.infer_img:
+        if not os.path.isfile(args.infer_img):
+            raise common.UsageError(f"--infer_img '{args.infer_img}' does not exist")
+        return [args.infer_img]
+    if args.infer_dir:
+        found = sorted(f for ext in ("jpg", "jpeg", "png", "bmp") for f in glob.glob(os.path.join(args.infer_dir, f"*.{ext}")))
+        if not found:
+            raise common.UsageError(f"no .jpg/.png images in --infer_dir '{args.infer_dir}'")
+        return found
+    raise common.UsageError("give --infer_img or --infer_dir")
+
+
+def preprocess(path, info):
+    """The eval transforms recorded in infer_cfg.yml, applied to one image file."""
+    from PIL import Image
+
+    from ..data import build_transforms
+
+    image = np.asarray(Image.open(path).convert("RGB"))
+    sample = {"image": image, "im_shape": np.array(image.shape[:2], dtype=np.int32), "gt_bbox": np.zeros((0, 4), np.float32),
+              "gt_class": np.zeros(0, np.int32)}
+    sample = build_transforms(info["Preprocess"])(sample)
+    return image, {"image": sample["image"][None].astype("float32"), "im_shape": np.array([image.shape[:2]], dtype="int32")}
+
+
+def draw(image, boxes, labels, threshold, path):
+    from PIL import Image, ImageDraw
+
+    from ..fsutil import atomic_write
+
+    canvas = Image.fromarray(image)
+    pen = ImageDraw.Draw(canvas)
+    for cls, score, x1, y1, x2, y2 in boxes:
+        if score < threshold:
+            continue
+        pen.rectangle([x1, y1, x2, y2], outline=(255, 40, 40), width=2)
+        name = labels[int(cls)] if int(cls) < len(labels) else str(int(cls))
+        pen.text((x1 + 2, max(0, y1 - 11)), f"{name} {score:.2f}", fill=(255, 255, 0))
+    with atomic_write(path, "wb") as f:
+        canvas.save(f, format="PNG")
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    import yaml
+
+    from .. import deploy
+
+    cfg_path = os.path.join(args.model_dir, "infer_cfg.yml")
+    if not os.path.isfile(cfg_path):
+        raise common.UsageError(f"no infer_cfg.yml in '{args.model_dir}': export the model with tools/export_model.py")
+    with open(cfg_path) as f:
+        info = yaml.safe_load(f)
+    threshold = info.get("draw_threshold", 0.5) if args.draw_threshold is None else args.draw_threshold
+    predictor = deploy.create_predictor(os.path.join(args.model_dir, "model"), threads=args.threads)
+    os.makedirs(args.output_dir, exist_ok=True)
+    for path in images(args):
+        image, inputs = preprocess(path, info)
+        boxes = deploy.run(predictor, {n: inputs[n] for n in predictor.get_input_names()})[0]
+        out = os.path.join(args.output_dir, os.path.splitext(os.path.basename(path))[0] + ".png")
+        draw(image, boxes.reshape(-1, 6), info.get("label_list", []), threshold, out)
+        print(f"{path}: {int((boxes.reshape(-1, 6)[:, 1] >= threshold).sum())} boxes -> {out}")
+    return 0

@@ -1,0 +1,135 @@
+"""Sensitivity of conv weights on the eval set: how much the metric drops when each weight loses a share
+of its channels. Resumable (results are saved after every evaluation), shardable across processes or
+machines, with a plot and suggested ratios.
+
+    python tools/sensitive.py -c CFG -o weights=output/<config>/model_final [--pruned_params a,b] \\
+        [--pruned_ratios 0.1,0.2,0.3] [-s sens.pkl] [--shard 0/2] [--loss 0.05] [--target_flops 0.3]
+    python tools/sensitive.py -c CFG --merge shard0.pkl shard1.pkl -s sens.pkl --target_flops 0.3
+
+Here `--pruned_ratios` is the grid of ratios tried on every weight (default 0.1 ... 0.9); without
+`--pruned_params` every prunable conv weight is analysed.
+"""
+import os
+
+from . import common
+
+
+def parse_args(argv=None):
+    p = common.parser(__doc__)
+    p.add_argument("-p", "--pruned_params", default=None, help="conv weights to analyse (default: all prunable)")
+    p.add_argument("--pruned_ratios", default=None, help="ratios to try on each weight (default 0.1 ... 0.9)")
+    p.add_argument("-s", "--sensitivities_file", default=None, help="results file (resumed if it exists)")
+    p.add_argument("--shard", default=None, metavar="I/N", help="analyse only the I-th of N slices of the weights")
+    p.add_argument("--eval_batches", type=int, default=None, help="evaluate on the first N batches only (faster)")
+    p.add_argument("--merge", nargs="+", default=None, metavar="FILE", help="merge shard files into -s and report")
+    p.add_argument("--loss", type=float, default=None, help="suggest ratios keeping each weight's loss under this")
+    p.add_argument("--target_flops", type=float, default=None, help="suggest ratios removing this share of FLOPs")
+    return p.parse_args(argv)
+
+
+class _FirstBatches:
+    def __init__(self, loader, n):
+        self.loader, self.n = loader, min(n, len(loader))
+
+    def __len__(self):
+        return self.n
+
+    def __iter__(self):
+        for i, batch in enumerate(self.loader):
+            if i >= self.n:
+                return
+            yield batch
+
+
+def _shard(params, text):
+    try:
+        i, n = (int(v) for v in text.split("/"))
+        assert 0 <= i < n
+    except (ValueError, AssertionError):
+        raise common.UsageError(f"--shard '{text}' must be I/N with 0 <= I < N, e.g. 0/2") from None
+    return params[i::n], f".shard{i}of{n}"
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from ..config import load_config
+    from ..prune import load_sensitivities, merge_sensitive
+
+    from .eval import load_model
+
+    cfg = load_config(args.config, args.opt)
+    out = common.save_dir(cfg, args.config, "_sensitivity")
+    programs, spec, exe, scope, place, plan = load_model(cfg, "eval", None)
+    if args.merge:
+        target = args.sensitivities_file or os.path.join(out, "sensitivities.pkl")
+        _save_merged(merge_sensitive(args.merge), target)
+        print(f"merged {len(args.merge)} files into {target}")
+        sens = load_sensitivities(target)
+    else:
+        sens = _analyse(cfg, args, out, spec, exe, scope, place)
+    _report(sens, args, out, spec.program, scope)
+    return 0
+
+
+def _analyse(cfg, args, out, spec, exe, scope, place):
+    from ..engine import eval_loop
+    from ..engine.evaluators import build_evaluator
+    from ..engine.readers import build_reader
+    from ..prune import sensitivity
+    from ..prune.report import prunable_params
+
+    params = common.split_list(args.pruned_params) or [r["name"] for r in prunable_params(spec.program)[0]]
+    suffix = ""
+    if args.shard:
+        params, suffix = _shard(params, args.shard)
+    ratios = [float(r) for r in common.split_list(args.pruned_ratios)] or None
+    if ratios and not all(0 < r < 1 for r in ratios):
+        raise common.UsageError("--pruned_ratios for sensitivity must lie in (0, 1)")
+    target = args.sensitivities_file or os.path.join(out, f"sensitivities{suffix}.pkl")
+    dataset, loader = build_reader(cfg, "EvalReader")
+    if args.eval_batches:
+        loader = _FirstBatches(loader, args.eval_batches)
+    evaluator = build_evaluator(cfg, dataset)
+
+    def eval_func(program):
+        return eval_loop(common.remap_program(spec, program), exe, scope, loader, evaluator)[evaluator.key]
+
+    print(f"analysing {len(params)} weights; results in {target} (rerun the same command to resume)")
+    return sensitivity(spec.program, place, params, eval_func, sensitivities_file=target, pruned_ratios=ratios, scope=scope)
+
+
+def _save_merged(sens, path):
+    import pickle
+
+    from ..fsutil import atomic_write
+
+    with atomic_write(path, "wb") as f:
+        pickle.dump(sens, f)
+
+
+def _report(sens, args, out, program, scope):
+    from ..analysis import plot_sensitivities
+    from ..prune import get_ratios_by_loss
+
+    png = os.path.join(out, "sensitivities.png")
+    try:
+        plot_sensitivities(sens, png)
+        print(f"plot: {png}")
+    except ImportError as e:
+        print(f"no plot ({e})")
+    if args.loss is not None:
+        ratios = get_ratios_by_loss(sens, args.loss)
+        print(f"ratios with loss <= {args.loss:g}: " + ", ".join(f"{p}={r:.3f}" for p, r in ratios.items()))
+        _suggest(ratios)
+    if args.target_flops is not None:
+        from ..prune import ratios_for_flops
+
+        ratios = {p: r for p, r in ratios_for_flops(program, sens, args.target_flops, scope=scope).items() if r > 0}
+        print(f"ratios for {args.target_flops:.0%} fewer FLOPs: " + ", ".join(f"{p}={r:.3f}" for p, r in ratios.items()))
+        _suggest(ratios)
+
+
+def _suggest(ratios):
+    if ratios:
+        print("  tools/prune.py ... --pruned_params " + ",".join(ratios) + " --pruned_ratios "
+              + ",".join(f"{r:.3f}" for r in ratios.values()))

@@ -1,0 +1,10 @@
+"""Detect objects with an exported model: see `python tools/infer.py --help`."""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout
+
+from ppprune.cli import common, infer  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(common.run(infer.main))

@@ -1,0 +1,10 @@
+"""Sensitivity analysis: see `python tools/sensitive.py --help`."""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout
+
+from ppprune.cli import common, sensitive  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(common.run(sensitive.main))
