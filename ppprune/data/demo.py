@@ -46,11 +46,10 @@ def resolve_source(source):
 
 
 def _object_pools(source, split):
-    """{class index: float32 [n, h, w] intensities in [0, 1]} for one split of the source data."""
+    """([per class: uint8 [n, h, w] intensities], class names) for one split of the source."""
     if source == "fashion_mnist":
         images, labels = load_fashion_mnist("train" if split == "train" else "test", FMNIST_ROOT)
         classes = FASHION_CLASSES
-        images = images.astype(np.float32) / 255.0
     else:
         from sklearn.datasets import load_digits  # optional dependency, only for this fallback
 
@@ -61,7 +60,8 @@ def _object_pools(source, split):
         classes = DIGIT_CLASSES
         # 8x8 is too blocky to scale up well: smooth to 32x32 once.
         images = np.stack([np.asarray(Image.fromarray(im.astype(np.float32), "F").resize((32, 32), Image.BICUBIC))
-                           for im in images]).clip(0, 1)
+                           for im in images])
+        images = np.rint(images.clip(0, 1) * 255).astype(np.uint8)
     return [images[labels == label] for label in classes.values()], list(classes)
 
 
@@ -90,7 +90,8 @@ def _background(r, textures, size):
 
 
 def _object_sprite(r, item, longer_side):
-    """(alpha float32 [h, w], shade float32 [h, w]) of one item scaled to `longer_side` pixels."""
+    """(alpha float32 [h, w], shade float32 [h, w]) of one uint8 item scaled to `longer_side` pixels."""
+    item = item.astype(np.float32) / 255.0
     ys, xs = np.nonzero(item > ALPHA_LO)
     item = item[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
     h, w = item.shape
@@ -138,7 +139,7 @@ def render_image(r, pools, textures, size):
         alpha, shade = _object_sprite(r, item, longer)
         h, w = alpha.shape
         pos = _place(r, [o[2] for o in objects], w, h, size)
-        if pos is None:
+        if pos is None or not alpha.any():  # no free spot, or scaled below visibility
             continue
         x, y = pos
         colour = _class_colour(r, cls, len(pools))

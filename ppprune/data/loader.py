@@ -3,7 +3,15 @@
 Every random draw (shuffle order, per-sample and per-batch augmentation) is seeded from
 (seed, epoch, sample index), so a run is reproducible given `seed` and does not depend on
 `num_workers` or on which worker handled which sample.
+
+paddle's DataLoader hangs (num_workers=0) or loses the exception (workers) when a dataset or
+collate function raises, so failures travel to the main process as a pickled `_error` batch and
+are re-raised there with the original type and traceback.
 """
+import pickle
+import sys
+import traceback
+
 import numpy as np
 import paddle
 
@@ -48,6 +56,30 @@ def apply_batch_transforms(transforms, samples):
     return samples
 
 
+class DataPipelineError(RuntimeError):
+    """Carries the traceback of a failure inside the data pipeline (possibly in a worker)."""
+
+
+def _error_batch():
+    exc, text = sys.exc_info()[1], traceback.format_exc()
+    try:
+        blob = pickle.dumps((exc, text))
+    except Exception:  # unpicklable exception: keep its text
+        blob = pickle.dumps((None, text))
+    return {"_error": np.frombuffer(blob, np.uint8).copy()}
+
+
+def _raise_error_batch(batch):
+    try:
+        exc, text = pickle.loads(np.asarray(batch["_error"]).tobytes())
+    except Exception:  # an exception class that cannot be rebuilt from its pickle
+        exc, text = None, "(the original error could not be unpickled)"
+    cause = DataPipelineError("data pipeline failed:\n" + text)
+    if exc is None:
+        raise cause
+    raise exc from cause
+
+
 class _SeededDataset(paddle.io.Dataset):
     def __init__(self, dataset, seed):
         self.dataset, self.seed, self.epoch = dataset, seed, 0
@@ -56,8 +88,11 @@ class _SeededDataset(paddle.io.Dataset):
         return len(self.dataset)
 
     def __getitem__(self, i):
-        with seeded([self.seed, self.epoch, 0, i]):
-            sample = self.dataset[i]
+        try:
+            with seeded([self.seed, self.epoch, 0, i]):
+                sample = self.dataset[i]
+        except Exception:
+            return _error_batch()
         sample["_index"] = i
         return sample
 
@@ -67,10 +102,16 @@ class _Collate:
         self.batch_transforms, self.seed, self.epoch = batch_transforms, seed, 0
 
     def __call__(self, samples):
-        indices = [s.pop("_index") for s in samples]
-        with seeded([self.seed, self.epoch, 1] + indices):
-            samples = apply_batch_transforms(self.batch_transforms, samples)
-        return stack_samples(samples)
+        for s in samples:
+            if "_error" in s:
+                return s
+        try:
+            indices = [s.pop("_index") for s in samples]
+            with seeded([self.seed, self.epoch, 1] + indices):
+                samples = apply_batch_transforms(self.batch_transforms, samples)
+            return stack_samples(samples)
+        except Exception:
+            return _error_batch()
 
 
 class _BatchSampler:
@@ -79,7 +120,9 @@ class _BatchSampler:
         self.epoch = 0
 
     def __iter__(self):
-        order = np.random.default_rng([self.seed, self.epoch, 2]).permutation(self.n) if self.shuffle else np.arange(self.n)
+        order = np.arange(self.n)
+        if self.shuffle:
+            order = np.random.default_rng([self.seed, self.epoch, 2]).permutation(self.n)
         for start in range(0, len(self) * self.batch_size, self.batch_size):
             yield order[start:start + self.batch_size].tolist()
 
@@ -111,6 +154,8 @@ class DetLoader:
             part.epoch = self.epoch
         self.epoch += 1
         for batch in self._loader:
+            if "_error" in batch:
+                _raise_error_batch(batch)
             # paddle hands back Tensors; the trainers feed numpy.
             yield {k: np.asarray(v) for k, v in batch.items()}
 

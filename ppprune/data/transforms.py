@@ -298,7 +298,7 @@ class BatchRandomResize:
 
 @TRANSFORMS.register
 class NormalizeImage:
-    """image -> float32 (image / 255 if `is_scale`) - mean) / std, per channel."""
+    """image -> float32 ((image / 255 if `is_scale`) - mean) / std, per channel."""
 
     def __init__(self, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), is_scale=True):
         self.mean, self.std = np.asarray(mean, np.float32), np.asarray(std, np.float32)

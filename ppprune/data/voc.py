@@ -123,7 +123,9 @@ class VOCDataSet(DetDataSet):
 
     def _load(self, list_path):
         if not os.path.isfile(list_path):
-            raise FileNotFoundError(f"VOC image list not found: {list_path} (lines: 'JPEGImages/x.jpg Annotations/x.xml')")
+            raise FileNotFoundError(
+                f"VOC image list not found: {list_path} (lines: 'JPEGImages/x.jpg Annotations/x.xml')"
+            )
         cname2cid = {name: i for i, name in enumerate(self.class_names)}
         records, degenerate = [], 0
         with open(list_path, encoding="utf-8") as f:
