@@ -103,6 +103,16 @@ def test_prune_finetune_eval_export_infer(work):
     assert os.path.isfile(work["out"] / "infer" / (image.stem + ".png"))
 
 
+def test_demo_main_job_prints_the_before_after_table(work):
+    code, out = tool("demo.py", "-c", work["cfg"], "--finetune_iters", "2")
+    assert code == 0, out
+    table = out[out.index("YOLOv3-MobileNetV1 demo"):]
+    for row in ("VOC mAP", "FLOPs (MACs)", "parameters", "file MB", "latency ms"):
+        assert row in table
+    flops_row = next(line for line in table.splitlines() if "FLOPs" in line)
+    assert flops_row.split()[-1].startswith("-")  # pruning removed FLOPs
+
+
 def test_sensitive_resumes(work):
     # An untrained model scores 0 mAP at IoU 0.5, and losses are relative to the baseline: loosen the IoU.
     args = ["-c", work["cfg"], "-o", f"weights={work['base']}", "VOCMetric.overlap_thresh=0.01", "--pruned_params",

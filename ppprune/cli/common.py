@@ -151,7 +151,8 @@ def run(main_fn):
     from ..engine.checkpoint import WeightsError
 
     try:
-        return main_fn()
+        result = main_fn()
+        return result if isinstance(result, int) else 0  # mains return their results for in-process callers
     except (UsageError, PruneError, WeightsError, ConfigError, FileNotFoundError) as e:
         if os.environ.get("PPPRUNE_DEBUG"):
             traceback.print_exc()

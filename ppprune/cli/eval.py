@@ -70,4 +70,4 @@ def main(argv=None):
     print(f"{evaluator.key}: {result[evaluator.key]:.4f}")
     if result.get("per_class"):
         print(result["per_class"])
-    return 0
+    return result

@@ -133,7 +133,9 @@ def main(argv=None):
         rows.insert(0, _measure("original", ref.infer.program, ref_model, inputs, args, use_gpu, flops))
     common.print_table(f"Paddle Inference ({'GPU' if use_gpu else f'CPU, {args.threads} thread(s)'}):",
                        ("model", "FLOPs (MACs)", "file MB", "latency ms"), rows)
-    return 0 if same else 1
+    if not same:
+        return 1
+    return {row[0]: {"flops": row[1], "file_mb": row[2], "latency_ms": row[3]} for row in rows}
 
 
 def _measure(label, program, model, inputs, args, use_gpu, flops):

@@ -88,7 +88,7 @@ def main(argv=None):
 
         save_checkpoint(os.path.join(out, "model_final"), scope, programs.param_names, programs.opt_names, {"iter": start_iter})
         print(f"no fine-tuning (max_iters={max_iters}); pruned weights in {out}/model_final")
-        return 0
+        return {"before": before, "after": after, "out": out}
     from ..engine.evaluators import build_evaluator
     from ..engine.readers import build_reader
 
@@ -103,7 +103,7 @@ def main(argv=None):
     print(f"fine-tuning done in {(time.time() - tic) / 60:.1f} min; checkpoints and plan.json in {out}")
     if best is not None:
         print(f"best {evaluator.key}: {best[evaluator.key]:.4f}")
-    return 0
+    return {"before": before, "after": after, "out": out}
 
 
 def _round_ratios(program, params, ratios, round_to):

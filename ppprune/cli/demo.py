@@ -1,0 +1,73 @@
+"""The main job, end to end on data the repo generates: prune YOLOv3-MobileNetV1 (demo), fine-tune,
+evaluate, export, and print what pruning bought.
+
+    python tools/demo.py [--finetune_iters 100] [--pruned_params ...] [--pruned_ratios ...]
+
+First run: generates the demo VOC data and trains the baseline (tools/train.py, configs/yolov3/
+yolov3_mobilenet_v1_demo.yml) unless `output/yolov3_mobilenet_v1_demo/model_final` exists; later runs
+reuse both.
+"""
+import argparse
+import os
+import time
+
+from . import common
+
+CONFIG = os.path.join("configs", "yolov3", "yolov3_mobilenet_v1_demo.yml")
+PARAMS = ("yolo_block.0.0.0.conv.weights,yolo_block.0.0.1.conv.weights,yolo_block.0.1.0.conv.weights,"
+          "yolo_block.0.1.1.conv.weights,yolo_block.1.0.1.conv.weights,yolo_block.1.1.1.conv.weights")
+RATIOS = "0.5,0.5,0.5,0.5,0.4,0.4"
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-c", "--config", default=CONFIG)
+    p.add_argument("--pruned_params", default=PARAMS)
+    p.add_argument("--pruned_ratios", default=RATIOS)
+    p.add_argument("--finetune_iters", type=int, default=120)
+    p.add_argument("--threads", type=int, default=1)
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from ..config import load_config
+    from . import eval as evaluate
+    from . import export_model, prune, train
+
+    tic = time.time()
+    cfg = load_config(args.config)
+    name = os.path.splitext(os.path.basename(args.config))[0]
+    base = os.path.join(cfg.get("save_dir", "output"), name, "model_final")
+    if not os.path.isfile(base + ".pdparams"):
+        print(f"== no baseline at {base}: training one (done once, then reused)")
+        train.main(["-c", args.config])
+    print(f"== baseline mAP ({base})")
+    base_map = evaluate.main(["-c", args.config, "-o", f"weights={base}"])["mAP"]
+
+    print("== prune and fine-tune")
+    pruned = prune.main(["-c", args.config, "-o", f"weights={base}", f"max_iters={args.finetune_iters}",
+                         f"snapshot_iter={args.finetune_iters}", "LearningRate.base_lr=0.001",
+                         "--pruned_params", args.pruned_params, "--pruned_ratios", args.pruned_ratios])
+    weights = os.path.join(pruned["out"], "model_final")
+    print("== pruned mAP")
+    pruned_map = evaluate.main(["-c", args.config, "-o", f"weights={weights}"])["mAP"]
+    print("== export and measure with Paddle Inference")
+    deployed = export_model.main(["-c", args.config, "-o", f"weights={weights}", "--threads", str(args.threads)])
+    if not isinstance(deployed, dict):
+        raise common.UsageError("the exported model's output differs from the executor's; see above")
+
+    b, a = pruned["before"], pruned["after"]
+    rows = [
+        ("VOC mAP", f"{base_map:.4f}", f"{pruned_map:.4f}", f"{pruned_map - base_map:+.4f}"),
+        ("FLOPs (MACs)", f"{b['flops'] / 1e6:.1f}M", f"{a['flops'] / 1e6:.1f}M", f"{a['flops'] / b['flops'] - 1:+.1%}"),
+        ("parameters", f"{b['params'] / 1e6:.3f}M", f"{a['params'] / 1e6:.3f}M", f"{a['params'] / b['params'] - 1:+.1%}"),
+        ("file MB", deployed["original"]["file_mb"], deployed["pruned"]["file_mb"],
+         f"{float(deployed['pruned']['file_mb']) / float(deployed['original']['file_mb']) - 1:+.1%}"),
+        (f"latency ms ({args.threads} thread)", deployed["original"]["latency_ms"], deployed["pruned"]["latency_ms"],
+         f"{float(deployed['pruned']['latency_ms']) / float(deployed['original']['latency_ms']) - 1:+.1%}"),
+    ]
+    print()
+    common.print_table(f"YOLOv3-MobileNetV1 demo, pruned and fine-tuned {args.finetune_iters} iterations "
+                       f"({(time.time() - tic) / 60:.1f} min):", ("", "original", "pruned", "change"), rows)
+    return {"rows": rows}
