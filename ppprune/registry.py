@@ -5,8 +5,9 @@ import difflib
 class Registry:
     """A named table of callables, filled by decorator (`@REG.register`) or call (`REG.register(cls)`)."""
 
-    def __init__(self, kind):
+    def __init__(self, kind, error=KeyError):
         self.kind = kind
+        self.error = error  # what `get` raises for an unknown name (callers choose their error family)
         self._items = {}
 
     def register(self, obj=None, name=None):
@@ -23,7 +24,7 @@ class Registry:
         if name not in self._items:
             near = difflib.get_close_matches(str(name), list(self._items), n=3)
             hint = f" Did you mean {', '.join(repr(n) for n in near)}?" if near else ""
-            raise KeyError(
+            raise self.error(
                 f"unknown {self.kind} '{name}'.{hint} Registered {self.kind}s: {', '.join(sorted(self._items))}"
             )
         return self._items[name]

@@ -26,16 +26,9 @@ def build(net, input_shape, seed=0):
 def conv_weights(program):
     """Names of every conv filter of the program, in program order."""
     from ppprune.core.graph import view_of
-    from ppprune.core.groups import CONV_TYPES
+    from ppprune.prune.report import conv_weights as names
 
-    view = view_of(program)
-    names = []
-    for op in view.ops:
-        if op.type in CONV_TYPES:
-            name = view.persistable_name(op.ins("filter")[0])
-            if name and name not in names:
-                names.append(name)
-    return names
+    return names(view_of(program))
 
 
 def init_scope(startup, program, seed=0):

@@ -143,9 +143,9 @@ def test_bad_input_is_a_clear_error_and_changes_nothing(params, ratios, match):
 
 
 def test_unknown_criterion_and_selector():
-    with pytest.raises(PruneError, match="unknown criterion 'l3'.*l1_norm"):
-        Pruner("l3")
-    with pytest.raises(PruneError, match="unknown idx_selector"):
+    with pytest.raises(PruneError, match="unknown criterion 'l1norm'.*Did you mean 'l1_norm'"):
+        Pruner("l1norm")
+    with pytest.raises(PruneError, match="unknown idx_selector 'best'.*Registered idx_selectors: default_idx_selector"):
         Pruner(idx_selector="best")
 
 
@@ -213,3 +213,12 @@ def test_place_is_honoured():
     main, scope, *_ = seed_net()
     Pruner().prune(main, scope, ["conv4_weights"], [0.5], place=paddle.CPUPlace())
     assert scope.find_var("conv4_weights").get_tensor()._place().is_cpu_place()
+
+
+def test_reshape_rules_with_unit_and_unknown_dims():
+    from ppprune.core.rules import _regroup
+
+    assert _regroup([1, 8, 1, 1], [1, 8], 1) == (1, 1)       # a fixed batch of 1 after global pooling
+    assert _regroup([-1, 8, 4, 4], [-1, 128], 1) == (1, 16)  # flatten before fc: each channel is 16 features
+    assert _regroup([8], [1, 8, 1, 1], 0) == (1, 1)          # a conv bias broadcast to NCHW
+    assert _regroup([-1, 8, 4, 4], [-1, 4, 32], 1) is None   # channels folded with space: cannot follow

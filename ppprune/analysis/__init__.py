@@ -3,3 +3,4 @@ from .flops import flops, model_size
 from .plot import plot_sensitivities
 
 __all__ = ["flops", "model_size", "plot_sensitivities"]
+from .dygraph_flops import dygraph_flops

@@ -20,6 +20,11 @@ def parser(doc):
     return p
 
 
+def add_train_flags(p):
+    p.add_argument("--eval", action="store_true", help="evaluate at every snapshot and keep best_model")
+    p.add_argument("-r", "--resume_checkpoint", default=None, help="checkpoint prefix to resume from")
+
+
 def add_prune_flags(p):
     p.add_argument("-p", "--pruned_params", default=None,
                    help="conv weights to prune, comma or space separated (see --print_params)")

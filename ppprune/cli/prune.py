@@ -21,8 +21,7 @@ def parse_args(argv=None):
     p.add_argument("--target_flops", type=float, default=None,
                    help="share of FLOPs to remove, with ratios chosen from --sensitivities_file")
     p.add_argument("-s", "--sensitivities_file", default=None, help="sensitivities from tools/sensitive.py")
-    p.add_argument("--eval", action="store_true", help="evaluate at every snapshot and keep best_model")
-    p.add_argument("-r", "--resume_checkpoint", default=None, help="resume fine-tuning from a pruned checkpoint")
+    common.add_train_flags(p)
     return p.parse_args(argv)
 
 

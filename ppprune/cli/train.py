@@ -13,8 +13,7 @@ from . import common
 
 def parse_args(argv=None):
     p = common.parser(__doc__)
-    p.add_argument("--eval", action="store_true", help="evaluate at every snapshot and keep best_model")
-    p.add_argument("-r", "--resume_checkpoint", default=None, help="checkpoint prefix to resume from")
+    common.add_train_flags(p)
     return p.parse_args(argv)
 
 

@@ -6,17 +6,10 @@ follows it.
 """
 import numpy as np
 
+from ..registry import Registry
 from .errors import PruneError
 
-CRITERIA = {}
-
-
-def criterion(name):
-    def add(fn):
-        CRITERIA[name] = fn
-        return fn
-
-    return add
+CRITERIA = Registry("criterion", error=PruneError)
 
 
 def _filters(group, read):
@@ -24,17 +17,17 @@ def _filters(group, read):
     return np.moveaxis(w, group.axis, 0).reshape(w.shape[group.axis], -1)
 
 
-@criterion("l1_norm")
+@CRITERIA.register(name="l1_norm")
 def l1_norm(group, read):
     return np.abs(_filters(group, read)).sum(axis=1)
 
 
-@criterion("l2_norm")
+@CRITERIA.register(name="l2_norm")
 def l2_norm(group, read):
     return np.sqrt((_filters(group, read) ** 2).sum(axis=1))
 
 
-@criterion("geometry_median")
+@CRITERIA.register(name="geometry_median")
 def geometry_median(group, read):
     """FPGM: a filter close to all others (near the geometric median) is the most replaceable."""
     f = _filters(group, read)
@@ -43,7 +36,7 @@ def geometry_median(group, read):
     return np.sqrt(d2).sum(axis=1)
 
 
-@criterion("bn_scale")
+@CRITERIA.register(name="bn_scale")
 def bn_scale(group, read):
     """|gamma| of the first batch norm the master's channels reach (network slimming)."""
     for key, axis in group.tagged("bn_scale"):
@@ -65,6 +58,4 @@ def bn_scale(group, read):
 def get_criterion(name):
     if callable(name):
         return name
-    if name not in CRITERIA:
-        raise PruneError(f"unknown criterion '{name}'; choose one of {', '.join(sorted(CRITERIA))}")
-    return CRITERIA[name]
+    return CRITERIA.get(name)

@@ -281,11 +281,11 @@ def _regroup(in_shape, out_shape, axis):
     pre, size, post = int(np.prod(ins[:axis])), ins[axis], int(np.prod(ins[axis + 1:]))
     acc = 1
     for b, d in enumerate(outs):
-        if acc == pre:
-            if d % size == 0 and post % (d // size) == 0 and int(np.prod(outs[b + 1:])) == post // (d // size):
-                return b, d // size
+        if acc == pre and d % size == 0 and post % (d // size) == 0 and int(np.prod(outs[b + 1:])) == post // (d // size):
+            return b, d // size
+        if acc > pre:
             return None
-        acc *= d
+        acc *= d  # unit dims keep acc == pre: the channel axis may still come ([1,C,1,1] -> [1,C])
     return None
 
 

@@ -6,17 +6,10 @@ are broken by the lower channel index so results never depend on sort stability.
 """
 import numpy as np
 
+from ..registry import Registry
 from .errors import PruneError
 
-SELECTORS = {}
-
-
-def selector(name):
-    def add(fn):
-        SELECTORS[name] = fn
-        return fn
-
-    return add
+SELECTORS = Registry("idx_selector", error=PruneError)
 
 
 def _atom_scores(scores, atoms):
@@ -36,7 +29,7 @@ def _take(atoms, order, count):
     return np.sort(np.concatenate([atoms[i] for i in order[:count]]))
 
 
-@selector("default_idx_selector")
+@SELECTORS.register(name="default_idx_selector")
 def default_idx_selector(scores, ratio, atoms):
     """Prune round(n * ratio) lowest-scored channels (half to even), keeping at least one."""
     n = len(atoms)
@@ -44,7 +37,7 @@ def default_idx_selector(scores, ratio, atoms):
     return _take(atoms, _ranked(scores, atoms), count)
 
 
-@selector("optimal_threshold")
+@SELECTORS.register(name="optimal_threshold")
 def optimal_threshold(scores, ratio, atoms):
     """`ratio` is a share of the summed squared scores: find where the ascending cumulative share reaches
     it and prune every channel scored below the midpoint of the two scores around that point."""
@@ -65,6 +58,4 @@ def optimal_threshold(scores, ratio, atoms):
 def get_selector(name):
     if callable(name):
         return name
-    if name not in SELECTORS:
-        raise PruneError(f"unknown idx_selector '{name}'; choose one of {', '.join(sorted(SELECTORS))}")
-    return SELECTORS[name]
+    return SELECTORS.get(name)

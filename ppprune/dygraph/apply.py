@@ -6,6 +6,7 @@ answers `get_tensor()` like a scope variable, and setting that tensor in place k
 (and every optimizer holding it) valid. What the core cannot know is the Python side of the Layer:
 the attributes that describe channel counts, fixed here from the new shapes and the plan's edits.
 """
+import numpy as np
 from paddle import nn
 
 from ..core.apply_static import apply_scope, restore_scope, scope_changes
@@ -40,11 +41,16 @@ class Backup:
 
     def restore(self, model):
         named = {t.name: t for t in model.parameters() + model.buffers()}
-        named.update({n: acc for n, (_, acc) in _accumulators(self.opt).items()})
+        accs = _accumulators(self.opt)
+        named.update({n: acc for n, (_, _, acc) in accs.items()})
         missing = sorted(n for n in self.tensors if n not in named)
         if missing:
             raise PruneError(f"cannot restore: the model has no tensors {', '.join(missing)}; pass the pruned model")
+        # State the optimizer created after pruning has the pruned shape: it starts again from zeros.
+        stale = [(n, p) for n, (_, p, acc) in accs.items()
+                 if n not in self.tensors and p in self.tensors and acc.shape == named[p].shape]
         restore_scope(TensorScope(named), self.tensors)
+        restore_scope(TensorScope(named), {n: np.zeros(named[p].shape, named[n].numpy().dtype) for n, p in stale})
         _drop_grads(named[n] for n in self.tensors)
         layers = dict(model.named_sublayers(include_self=True))
         for path, attrs in self.attrs.items():
@@ -58,10 +64,11 @@ def apply(model, trace, view, work, opt=None, lazy=False):
     changes = scope_changes(view, work.removal)
     unknown = sorted(n for n in changes if n not in trace.tensors)
     if unknown:
-        raise PruneError(f"the plan changes {', '.join(unknown)}, which the Layer does not own as parameters or buffers")
+        raise PruneError(f"the plan changes {', '.join(unknown)}, which the Layer holds neither as parameters "
+                         f"nor as buffers")
     group_edits = [] if lazy else _group_edits(view, trace, work.edits)
     tensors = dict(trace.tensors)
-    for acc_name, (param, acc) in _accumulators(opt).items():
+    for acc_name, (_, param, acc) in _accumulators(opt).items():
         # Optimizer state shaped like its parameter follows it (velocity, moments); scalars do not.
         if param in changes and list(acc.shape) == list(trace.tensors[param].shape):
             changes[acc_name] = changes[param]
@@ -80,10 +87,11 @@ def apply(model, trace, view, work, opt=None, lazy=False):
 
 
 def _accumulators(opt):
-    """{accumulator name: (parameter name, tensor)} of a dygraph optimizer (empty before its first step)."""
+    """{accumulator name: (kind, parameter name, tensor)} of a dygraph optimizer (none before its first step)."""
     if opt is None:
         return {}
-    return {acc.name: (param, acc) for per_param in opt._accumulators.values() for param, acc in per_param.items()}
+    return {acc.name: (kind, param, acc) for kind, per_param in opt._accumulators.items()
+            for param, acc in per_param.items()}
 
 
 def _drop_grads(tensors):
@@ -106,10 +114,12 @@ def refuse_code_edits(edits):
 
 
 def _group_edits(view, trace, edits):
-    """[(layer path, attribute, decrement)] for the plan's attribute edits."""
-    refuse_code_edits(edits)
+    """[(layer path, attribute, decrement)] for the plan's attribute edits (the caller has refused
+    constant edits with `refuse_code_edits`)."""
     out = []
-    for (_, op, name, _), n in edits.items():
+    for (kind, op, name, _), n in edits.items():
+        if kind != "attr":
+            continue
         if op.type not in _GROUP_ATTRS or name != "groups":
             raise PruneError(f"ppprune does not know which layer attribute holds '{name}' of {op.type} ops")
         slot, attr = _GROUP_ATTRS[op.type]
@@ -119,7 +129,8 @@ def _group_edits(view, trace, edits):
 
 
 def _attr_state(layer):
-    keys = ("_in_channels", "_out_channels", "_groups", "_num_features", "_num_channels", "_num_groups", "_num_parameters")
+    keys = ("_in_channels", "_out_channels", "_groups", "_num_features", "_num_channels", "_num_groups",
+            "_num_parameters")
     return {k: getattr(layer, k) for k in keys if hasattr(layer, k)}
 
 
@@ -132,9 +143,9 @@ def _sync(layer):
             layer._in_channels, layer._out_channels = w[0], w[1] * layer._groups
         else:
             layer._in_channels, layer._out_channels = w[1] * layer._groups, w[0]
-    elif hasattr(layer, "_num_features"):  # batch and instance norms
-        ref = next(t for t in (getattr(layer, "weight", None), getattr(layer, "scale", None), getattr(layer, "_mean", None)) if t is not None)
-        layer._num_features = ref.shape[0]
+    elif hasattr(layer, "_num_features"):  # batch norms (affine or not) and instance norms
+        held = (getattr(layer, name, None) for name in ("weight", "scale", "_mean"))
+        layer._num_features = next(t for t in held if t is not None).shape[0]
     elif isinstance(layer, nn.GroupNorm) and layer.weight is not None:
         layer._num_channels = layer.weight.shape[0]
     elif isinstance(layer, nn.PReLU) and layer._num_parameters > 1:

@@ -1,23 +1,26 @@
 """PaddleSlim-style dygraph filter pruners: L1NormFilterPruner, L2NormFilterPruner, FPGMFilterPruner.
 
-A pruner traces its Layer once per shape (`trace.py`), plans with the static core on a copy of the
-traced program (which the core's static applier then shrinks, so the plan's FLOPs are counted without
-touching the Layer), and carries the plan out on the Layer (`apply.py`).
+A pruner traces its Layer once per set of shapes (`trace.py`), plans with the static core on the traced
+program (the plan's FLOPs are counted from the shapes it would give, without touching the Layer), and
+carries the plan out on the Layer (`apply.py`). Sensitivities and ratios for a FLOPs target are the
+static ones (`ppprune.prune.sensitive`) run on the traced program with the Layer's tensors as its scope:
+a trial zeroes channels in the Layer itself, which computes what the pruned Layer would (PaddleSlim's
+dygraph pruners measure sensitivities the same way, lazily).
 """
 import logging
 
-from ..analysis.dygraph_flops import program_flops
+from ..analysis.flops import count
 from ..core import plan as planning
-from ..core.apply_static import apply_program, new_shapes, scope_changes
+from ..core.apply_static import new_shapes, scope_changes
 from ..core.criteria import get_criterion
 from ..core.errors import PruneError
-from ..core.graph import clone, view_of
 from ..core.groups import CONV_TYPES, discover, master_axis
 from ..core.plan import Plan
 from ..core.selectors import get_selector
 from ..prune.pruner import check_request
-from . import sensitive as sens
-from .apply import apply as apply_to_layer, refuse_code_edits
+from ..prune.sensitive import load_sensitivities, merge_sensitive, ratios_for_flops, sensitivity
+from .apply import TensorScope, refuse_code_edits
+from .apply import apply as apply_to_layer
 from .trace import signature, trace
 
 logger = logging.getLogger(__name__)
@@ -43,41 +46,41 @@ class DygraphPlan(Plan):
 class FilterPruner:
     """Prune conv filters of a dygraph `model` traced with `inputs` (an input shape such as
     [1, 3, 224, 224], a list of shapes, or example tensors). `opt`, an optimizer built on the model, has
-    its state pruned along with the parameters. Subclasses set `criterion`."""
+    its state pruned along with the parameters. `sen_file` holds sensitivities (loaded if it exists).
+    Subclasses set `criterion`."""
 
     criterion = None
 
     def __init__(self, model, inputs, sen_file=None, opt=None, idx_selector="default_idx_selector"):
         self.model, self.inputs, self.opt, self.sen_file = model, inputs, opt, sen_file
         self._criterion = get_criterion(self.criterion)
+        self._idx_selector = idx_selector
         self._selector = get_selector(idx_selector)
-        self._selector_name = idx_selector if isinstance(idx_selector, str) else getattr(idx_selector, "__name__", "custom")
-        base = trace(model, inputs)
-        self._base_sig = signature(model)
-        self._base = self._last = (self._base_sig, base, program_flops(base.program))
-        self._sensitivities = sens.load(sen_file)
+        self._base = self._traced()
+        self._last = self._base
+        self._sensitivities = load_sensitivities(sen_file)
 
     # -- tracing --------------------------------------------------------------------------------
+    def _traced(self):
+        t = trace(self.model, self.inputs)
+        return signature(self.model), t, count(t.view)[0]
+
     def _current(self):
         """(trace, FLOPs) of the model as it is now: traced again only when its shapes changed."""
         sig = signature(self.model)
         if sig != self._last[0]:
-            if sig == self._base_sig:
-                self._last = self._base
-            else:
-                t = trace(self.model, self.inputs)
-                self._last = (sig, t, program_flops(t.program))
+            self._last = self._base if sig == self._base[0] else self._traced()
         return self._last[1], self._last[2]
 
     def conv_weights(self, followers=True):
         """Program names of the model's conv weights, in forward order; without the grouped and depthwise
         convs whose channels are their producers' unless `followers`."""
-        t, _ = self._current()
+        view = self._current()[0].view
         names = []
-        for op in t.view.ops:
+        for op in view.ops:
             if op.type in CONV_TYPES:
-                name = t.view.persistable_name(op.ins("filter")[0])
-                if name and name not in names and (followers or not _producers(t.view, name)):
+                name = view.persistable_name(op.ins("filter")[0])
+                if name and name not in names and (followers or not _producers(view, name)):
                     names.append(name)
         return names
 
@@ -94,12 +97,12 @@ class FilterPruner:
         if axis not in (0, [0], (0,)):
             raise PruneError(f"only axis 0 (filters, i.e. output channels) can be pruned, got {axis!r}")
         t, base_flops = self._current()
-        names = [t.resolve(n) for n in ratios]
-        params, values = check_request(names, list(ratios.values()))
-        program, _ = clone(t.program)
-        view = view_of(program)
+        view = t.view
+        params, values = check_request([t.resolve(n) for n in ratios], list(ratios.values()))
         core_plan, work = planning.build(view, t.read, params, values, self._criterion, self._selector)
-        core_plan.criterion, core_plan.idx_selector = self.criterion, self._selector_name
+        refuse_code_edits(work.edits)
+        core_plan.criterion = self.criterion
+        core_plan.idx_selector = self._idx_selector if isinstance(self._idx_selector, str) else "custom"
         for entry in core_plan.entries:
             entry["path"] = t.paths[entry["param"]]
             followed = _producers(view, entry["param"])
@@ -109,10 +112,11 @@ class FilterPruner:
                             "lose the same channels", entry["param"], ", ".join(followed))
         for skip in core_plan.skipped:
             logger.info("skipped '%s': %s", skip["param"], skip["reason"])
-        refuse_code_edits(work.edits)
-        _record(core_plan, view, work)
-        apply_program(view, work.removal, work.edits)  # the copy now has the pruned shapes: count them
-        plan = DygraphPlan(core_plan, 1.0 - program_flops(program) / base_flops if base_flops else 0.0)
+        shapes = new_shapes(view, work.removal)
+        core_plan.tensors = {n: {a: idx.tolist() for a, idx in axes.items()}
+                             for n, axes in scope_changes(view, work.removal).items()}
+        core_plan.shapes = {view.persistable_name(k): s for k, s in shapes.items() if view.persistable_name(k)}
+        plan = DygraphPlan(core_plan, 1.0 - count(view, shapes)[0] / base_flops if base_flops else 0.0)
         if apply is not None:
             plan.backup = apply_to_layer(self.model, t, view, work, opt=self.opt, lazy=apply == "lazy")
         return plan
@@ -120,54 +124,43 @@ class FilterPruner:
     # -- sensitivity ----------------------------------------------------------------------------
     def sensitive(self, eval_func=None, sen_file=None, target_vars=None, skip_vars=None, ratios=None):
         """Sensitivities {param: {ratio: loss}}, loss = (baseline - metric) / baseline of `eval_func()`
-        with that share of the param's filters pruned. Without `eval_func`, return what is known.
-        Results are saved to `sen_file` after every evaluation; a rerun computes only what is missing."""
+        with that share of the param's filters zeroed (0.1 ... 0.9 unless `ratios`). Without `eval_func`,
+        return what is known. Results go to `sen_file` (default: the pruner's) after every evaluation; a
+        rerun evaluates only what is missing; the model is restored after every trial, also on errors."""
         if eval_func is None:
             return self._sensitivities
-        sen_file = sen_file or self.sen_file
-        if sen_file != self.sen_file:
-            self._sensitivities = sens.merge(self._sensitivities, sens.load(sen_file))
         t, _ = self._current()
-        targets = [t.resolve(n) for n in target_vars] if target_vars else self.conv_weights(followers=False)
+        targets = [t.resolve(n) for n in target_vars] if target_vars else self._sensitive_targets()
         skip = {t.resolve(n) for n in skip_vars or []}
-        targets = [n for n in targets if n not in skip]
-        ratios = sens.RATIOS if ratios is None else ratios
-        self._sensitivities = sens.compute(self, eval_func, targets, ratios, self._sensitivities, sen_file)
+        result = sensitivity(
+            t.program, None, [n for n in targets if n not in skip], lambda _: eval_func(), sen_file or self.sen_file,
+            ratios, scope=TensorScope(t.tensors), criterion=self.criterion, idx_selector=self._idx_selector)
+        self._sensitivities = merge_sensitive([self._sensitivities, result])
         return self._sensitivities
 
-    def sensitive_prune(self, pruned_flops, skip_vars=None, align=None):
-        """Prune the model to remove about `pruned_flops` (a share) of its FLOPs, each conv by a ratio read
-        from its sensitivity at one common loss. Grouped/depthwise convs follow their producers."""
+    def _sensitive_targets(self):
+        """Conv weights worth measuring: not depthwise followers (their producer's measurement covers
+        them) and not those whose channels reach a network output (they cannot be pruned)."""
+        view = self._current()[0].view
+        return [n for n in self.conv_weights(followers=False) if not discover(view, n).outputs]
+
+    def sensitive_prune(self, pruned_flops, skip_vars=None, align=None, tolerance=0.01):
+        """Prune the model to remove `pruned_flops` (a share) of its FLOPs within `tolerance`, each conv by
+        the ratio its sensitivity allows at one common loss; `align` keeps remaining channel counts
+        multiples of it. Depthwise convs follow their producers; `skip_vars` (and the convs coupled to
+        them) are kept. Raises PruneError, the model untouched, if the target cannot be met."""
         if not self._sensitivities:
             raise PruneError("no sensitivities: call sensitive(eval_func, sen_file) first")
         t, _ = self._current()
-        skip = {t.resolve(n) for n in skip_vars or []}
-        skip |= {n for n in self._sensitivities if n in t.tensors and _producers(t.view, n)}
-        logger.info("skip vars: %s", sorted(skip))
-        curves = {n: c for n, c in self._sensitivities.items() if n not in skip}
-        ratios = sens.search(lambda r: self.prune_vars(r, apply=None).pruned_flops,
-                             curves, pruned_flops, self._couple(curves), align, _sizes(t, curves))
+        skip = [t.resolve(n) for n in skip_vars or []]
+        followers = sorted(n for n in self._sensitivities if n in t.tensors and _producers(t.view, n))
+        logger.info("skip vars: %s", skip + followers)
+        curves = {n: c for n, c in self._sensitivities.items() if n not in followers}
+        ratios = ratios_for_flops(t.program, curves, pruned_flops, skip_params=skip, round_to=align or 1,
+                                  tolerance=tolerance, scope=TensorScope(t.tensors), criterion=self.criterion,
+                                  idx_selector=self._idx_selector)
         logger.info("ratios: %s", ratios)
         return self.prune_vars(ratios)
-
-    def _couple(self, params):
-        """A function merging the ratios of coupled params (e.g. convs joined by a residual add) into one
-        per group, the smallest: the core prunes a group once and refuses two ratios for it."""
-        t, _ = self._current()
-        reach = {p: {k for k, _ in discover(t.view, p).nodes} for p in params}
-        keys = {p: master_axis(t.view, p)[0] for p in params}
-
-        def merge(ratios):
-            kept = {}
-            for p, r in ratios.items():
-                leader = next((q for q in kept if keys[p] in reach[q]), None)
-                if leader is None:
-                    kept[p] = r
-                else:
-                    kept[leader] = min(kept[leader], r)
-            return kept
-
-        return merge
 
 
 class L1NormFilterPruner(FilterPruner):
@@ -183,7 +176,8 @@ class FPGMFilterPruner(FilterPruner):
 
 
 def _producers(view, param):
-    """Conv weights whose filters a grouped/depthwise conv weight `param` follows ([] for other convs)."""
+    """Ungrouped conv weights whose filters a grouped/depthwise conv weight `param` is tied to (they lose
+    the same channels); [] for an ungrouped conv."""
     key, _ = master_axis(view, param)
     conv = next(op for op in view.consumers[key] if op.type in CONV_TYPES)
     if (conv.attr("groups") or 1) == 1:
@@ -196,16 +190,3 @@ def _producers(view, param):
 def _is_plain_filter(view, key):
     return any(op.type in CONV_TYPES and key in op.ins("filter") and (op.attr("groups") or 1) == 1
                for op in view.consumers.get(key, []))
-
-
-def _record(plan, view, work):
-    """Fill the plan's per-tensor indices and new shapes (by program name), for people and checks."""
-    changes = scope_changes(view, work.removal)
-    shapes = new_shapes(view, work.removal)
-    plan.tensors = {n: {a: idx.tolist() for a, idx in axes.items()} for n, axes in changes.items()}
-    plan.shapes = {view.persistable_name(k): s for k, s in shapes.items() if view.persistable_name(k)}
-
-
-def _sizes(t, params):
-    """Output channels of each param (for aligning ratios)."""
-    return {p: t.view.shape(master_axis(t.view, p)[0])[master_axis(t.view, p)[1]] for p in params}

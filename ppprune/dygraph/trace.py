@@ -75,7 +75,8 @@ def trace(model, inputs):
     if not paddle.in_dynamic_mode():
         raise PruneError("dygraph pruners need dygraph mode: call paddle.disable_static() first")
     modes = [(layer, layer.training) for layer in model.sublayers(include_self=True)]
-    model.eval()
+    for layer, _ in modes:  # not model.eval(): that also switches the global dygraph tracer to eval
+        layer.training = False
     try:
         # Tracing the bound forward leaves `model` itself untouched (to_static(model) would wrap it).
         fn = paddle.jit.to_static(model.forward, input_spec=input_specs(inputs), full_graph=True)
