@@ -121,7 +121,7 @@ def test_sensitive_resumes(work):
     assert code == 0, out
     sens_dir = work["out"] / "tiny_sensitivity"
     assert os.path.isfile(sens_dir / "sensitivities.shard0of2.pkl")
-    code, out = tool("sensitive.py", *args, "-s", str(sens_dir / "all.pkl"))
+    code, out = tool("sensitive.py", *args, "-s", str(sens_dir / "all.pkl"), "--workers", "2")
     assert code == 0, out
     first = (sens_dir / "all.pkl").read_bytes()
     code, out = tool("sensitive.py", *args, "-s", str(sens_dir / "all.pkl"), "--loss", "0.5")

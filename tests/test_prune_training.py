@@ -12,6 +12,7 @@ from ppprune.prune import Pruner
 
 def build_train(ir, optimizer):
     net, shape = nets.ARCHITECTURES["residual"]
+    paddle.seed(0)  # the same initial weights whatever ran before
     main, startup = paddle.static.Program(), paddle.static.Program()
     with paddle.static.program_guard(main, startup), paddle.utils.unique_name.guard():
         x = paddle.static.data("image", [None] + shape, "float32")
@@ -61,7 +62,9 @@ def test_training_continues_like_the_zeroed_model(ir, optimizer):
             kept = zeroed
             for axis, idx in axes.items():
                 kept = np.delete(kept, idx, axis=axis)
-            np.testing.assert_allclose(np.array(real_scope.find_var(name).get_tensor()), kept, rtol=1e-4, atol=1e-5, err_msg=name)
+            # summation order differs with fewer channels: tolerance relative to the tensor's scale
+            atol = 1e-5 * max(1.0, float(np.abs(kept).max()))
+            np.testing.assert_allclose(np.array(real_scope.find_var(name).get_tensor()), kept, rtol=1e-4, atol=atol, err_msg=name)
         # Recorded shapes of everything persistable (accumulators included) match the scope.
         view = view_of(pruned)
         for op in view.ops:

@@ -1,5 +1,4 @@
 """Static training: loss goes down, resume reproduces the next step, checkpoints survive failed saves."""
-import importlib.util
 import os
 import time
 
@@ -155,9 +154,8 @@ def test_fit_snapshots_and_keeps_best_model(tmp_path):
 
 
 def test_train_tool_end_to_end_on_demo_data(tmp_path):
-    spec = importlib.util.spec_from_file_location("train_tool", os.path.join(ROOT, "tools", "train.py"))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    from ppprune.cli import train as tool  # what tools/train.py runs
+
     data = str(tmp_path / "demo")
     tool.main(["-c", DEMO, "--eval", "-o", *TINY, "num_classes=5", "max_iters=2", "snapshot_iter=2",
           f"save_dir={tmp_path / 'out'}", f"demo_data.root={data}", "demo_data.num_train=8", "demo_data.num_val=4",

@@ -21,6 +21,7 @@ def parse_args(argv=None):
     p.add_argument("-s", "--sensitivities_file", default=None, help="results file (resumed if it exists)")
     p.add_argument("--shard", default=None, metavar="I/N", help="analyse only the I-th of N slices of the weights")
     p.add_argument("--eval_batches", type=int, default=None, help="evaluate on the first N batches only (faster)")
+    p.add_argument("--workers", type=int, default=1, help="evaluate in N forked processes (up to one per core)")
     p.add_argument("--merge", nargs="+", default=None, metavar="FILE", help="merge shard files into -s and report")
     p.add_argument("--loss", type=float, default=None, help="suggest ratios keeping each weight's loss under this")
     p.add_argument("--target_flops", type=float, default=None, help="suggest ratios removing this share of FLOPs")
@@ -95,7 +96,8 @@ def _analyse(cfg, args, out, spec, exe, scope, place):
         return eval_loop(common.remap_program(spec, program), exe, scope, loader, evaluator)[evaluator.key]
 
     print(f"analysing {len(params)} weights; results in {target} (rerun the same command to resume)")
-    return sensitivity(spec.program, place, params, eval_func, sensitivities_file=target, pruned_ratios=ratios, scope=scope)
+    return sensitivity(spec.program, place, params, eval_func, sensitivities_file=target, pruned_ratios=ratios,
+                       scope=scope, workers=args.workers)
 
 
 def _save_merged(sens, path):

@@ -24,6 +24,7 @@ from ..core.groups import discover
 from ..core.selectors import default_idx_selector, get_selector
 from ..fsutil import atomic_write
 from .pruner import _reader, check_names
+from .workers import run as workers_run
 
 DEFAULT_RATIOS = tuple(round(0.1 * i, 1) for i in range(1, 10))
 _DIGITS = 10  # ratio keys are rounded to this many decimals: 0.3, never 0.30000000000000004
@@ -31,7 +32,7 @@ _FORMAT = "ppprune.sensitivities/1"
 
 
 def sensitivity(program, place, param_names, eval_func, sensitivities_file=None, pruned_ratios=None,
-                scope=None, criterion="l1_norm", idx_selector="default_idx_selector"):
+                scope=None, criterion="l1_norm", idx_selector="default_idx_selector", workers=1):
     """Return `{param: {ratio: loss}}` with loss = (baseline - metric) / baseline, `metric` being
     `eval_func(program)` while `param` has lost `ratio` of its output channels (0.1 ... 0.9 by default).
 
@@ -39,7 +40,8 @@ def sensitivity(program, place, param_names, eval_func, sensitivities_file=None,
     are zeroed in `scope` (default: the global scope); the scope is restored exactly after every trial,
     also when `eval_func` raises. With `sensitivities_file`, the results (and the baseline) are rewritten
     atomically after every evaluation and a restart evaluates only what is missing. The returned dict also
-    holds everything the file already had."""
+    holds everything the file already had. `workers=N` runs the trials in N forked processes (one per core
+    is the useful maximum); this process alone writes the file, and its scope is never changed."""
     scope = paddle.static.global_scope() if scope is None else scope
     ratios = _clean_ratios(DEFAULT_RATIOS if pruned_ratios is None else pruned_ratios)
     params = [param_names] if isinstance(param_names, str) else list(param_names)
@@ -53,17 +55,22 @@ def sensitivity(program, place, param_names, eval_func, sensitivities_file=None,
             raise PruneError("the baseline metric is 0: sensitivity losses are relative to it. Evaluate a metric "
                              "that is non-zero on the unpruned model (accuracy, mAP...).")
     store.save()
+
+    def evaluate(trial):
+        backup = apply_scope(scope, trial.changes, place=place, lazy=True)
+        try:
+            return _metric(eval_func(program))
+        finally:
+            restore_scope(scope, backup, place)
+
     with tqdm(total=len(trials), unit="eval", desc="sensitivity", dynamic_ncols=True) as bar:
-        for trial in trials:
-            bar.set_description(f"{trial.param} ratio {'/'.join(map(str, trial.ratios))}")
-            backup = apply_scope(scope, trial.changes, place=place, lazy=True)
-            try:
-                metric = _metric(eval_func(program))
-            finally:
-                restore_scope(scope, backup, place)
+        def record(trial, metric):
             store.record(trial.param, trial.ratios, (store.baseline - metric) / store.baseline)
             store.save()
+            bar.set_description(f"{trial.param} ratio {'/'.join(map(str, trial.ratios))}")
             bar.update()
+
+        workers_run(trials, evaluate, workers, record)
     return {p: dict(losses) for p, losses in store.sens.items()}
 
 
@@ -185,7 +192,7 @@ def get_ratios_by_loss(sensitivities, loss):
         if i + 1 < len(points):
             r1, l1 = points[i + 1]  # l1 > loss >= l0, since i is the last index within the loss
             r0 += (loss - l0) * (r1 - r0) / (l1 - l0)
-        ratios[param] = r0
+        ratios[param] = float(r0)
     return ratios
 
 
