@@ -235,3 +235,26 @@ def test_matches_devkit_procedure_on_random_cases():
         m.update(records, dets)
         m.accumulate()
         np.testing.assert_allclose(m.class_aps, [devkit_ap(dets, records, c) for c in range(2)])
+
+
+def test_coco_evaluator_from_config(tmp_path):
+    """`metric: COCO` in a config gives the evaluator the trainer and tools drive with eval batches."""
+    pytest.importorskip("pycocotools")
+    from PIL import Image
+
+    from ppprune.data import COCODataSet
+    from ppprune.engine.evaluators import build_evaluator
+
+    (tmp_path / "img").mkdir()
+    for name in ("a.jpg", "b.jpg"):
+        Image.new("RGB", (200, 200)).save(tmp_path / "img" / name)
+    tiny_coco(tmp_path / "anno.json")
+    ds = COCODataSet(str(tmp_path), "img", "anno.json")
+    evaluator = build_evaluator({"metric": "COCO"}, ds)
+    evaluator.reset()
+    recs = ds.records_for([22, 11])
+    dets = np.concatenate([np.concatenate([r["gt_class"][:, None], np.ones((len(r["gt_class"]), 1)), r["gt_bbox"]], 1)
+                           for r in recs]).astype("float32")
+    evaluator.update({"im_id": np.array([22, 11])}, {"bbox": dets, "bbox_num": np.array([len(r["gt_class"]) for r in recs])})
+    result = evaluator.accumulate()
+    assert result[evaluator.key] == pytest.approx(1.0) and result["stats"]

@@ -43,11 +43,32 @@ class AccuracyEvaluator:
         return {"acc": self.correct / max(self.total, 1)}
 
 
-EVALUATORS = {"VOC": VOCEvaluator, "accuracy": AccuracyEvaluator}
+class COCOEvaluator:
+    """COCO mAP@[.5:.95] (pycocotools) for a `COCODataSet`; AP50 and the rest under `stats`."""
+
+    key = "mAP"
+
+    def __init__(self, dataset):
+        from ..metrics.coco_map import COCOMetric
+
+        self.dataset = dataset
+        self.metric = COCOMetric(dataset.anno_path, dataset.clsid2catid)
+
+    def reset(self):
+        self.metric.reset()
+
+    def update(self, batch, outputs):
+        self.metric.update(self.dataset.records_for(batch["im_id"]), outputs["bbox"], outputs["bbox_num"])
+
+    def accumulate(self):
+        return {"mAP": self.metric.accumulate(), "stats": self.metric.stats, "per_class": self.metric.summary_text}
+
+
+EVALUATORS = {"VOC": VOCEvaluator, "COCO": COCOEvaluator, "accuracy": AccuracyEvaluator}
 
 
 def build_evaluator(cfg, dataset):
-    """`metric: VOC` (kwargs from an optional `VOCMetric` section) or `metric: accuracy`."""
+    """`metric: VOC` (kwargs from an optional `VOCMetric` section), `metric: COCO` or `metric: accuracy`."""
     kind = cfg.get("metric", "VOC")
     if kind not in EVALUATORS:
         raise ValueError(f"unknown metric '{kind}'; known: {', '.join(EVALUATORS)}")
