@@ -14,7 +14,8 @@ test:
 	$(PYTHON) -m pytest -q -p no:cacheprovider
 
 lint:
-	$(PYTHON) -m pyflakes ppprune tools tests bench 2>/dev/null || $(PYTHON) -m compileall -q ppprune tools tests bench
+	$(PYTHON) -m pip install -q ruff
+	$(PYTHON) -m ruff check --select F,E9 ppprune tools tests bench examples
 
 bench:
 	$(PYTHON) bench/prune_speed.py

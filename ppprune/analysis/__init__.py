@@ -1,6 +1,6 @@
-"""Cost of a static program (FLOPs, parameter count) and plots of sensitivity results."""
+"""Cost of a static program or a dygraph Layer (FLOPs, parameter count) and plots of sensitivity results."""
+from .dygraph_flops import dygraph_flops
 from .flops import flops, model_size
 from .plot import plot_sensitivities
 
-__all__ = ["flops", "model_size", "plot_sensitivities"]
-from .dygraph_flops import dygraph_flops
+__all__ = ["dygraph_flops", "flops", "model_size", "plot_sensitivities"]
