@@ -28,6 +28,7 @@ def run(tasks, evaluate, workers, on_result):
     procs = [ctx.Process(target=_work, args=(share, tasks, evaluate, queue), daemon=True) for share in shares if share]
     for p in procs:
         p.start()
+    finished = False
     try:
         done = 0
         while done < len(tasks):
@@ -36,11 +37,14 @@ def run(tasks, evaluate, workers, on_result):
                 raise payload
             on_result(tasks[index], payload)
             done += 1
+        finished = True
     finally:
         for p in procs:
+            if finished:
+                p.join(timeout=30)  # workers exit on their own once their share is done
             if p.is_alive():
                 p.terminate()
-            p.join()
+                p.join()
 
 
 def _work(share, tasks, evaluate, queue):
