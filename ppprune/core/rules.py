@@ -140,7 +140,7 @@ _UNARY = (
     "gelu", "elu", "selu", "celu", "softplus", "softsign", "logsigmoid", "tanh_shrink", "hardtanh",
     "thresholded_relu", "exp", "abs", "sqrt", "square", "log", "dropout", "scale", "cast", "clip", "assign",
     "pool2d", "max_pool2d_with_index", "nearest_interp", "bilinear_interp", "bicubic_interp", "pad3d", "pad",
-    "identity", "brelu", "relu_", "floor", "ceil", "sign",
+    "identity", "brelu", "floor", "ceil", "sign",
 )
 
 
@@ -163,16 +163,15 @@ def unary(walk, op, key, axis, ch):
 @rule("prelu")
 def prelu(walk, op, key, axis, ch):
     x, alpha, out = op.ins("x")[0], op.ins("alpha")[0], op.outs("out")[0]
-    members = [(x, axis, "flow", None), (out, axis, "flow", None)]
-    if op.attr("mode") == "channel":
-        c = walk.shape(x)[_channel_axis(op, len(walk.shape(x)))]
-        members.append((alpha, walk.shape(alpha).index(c), "side", None))
-        if key == alpha:
-            axis = walk.shape(alpha).index(c)
-            members[0] = (x, _channel_axis(op, len(walk.shape(x))), "flow", None)
-            members[1] = (out, members[0][1], "flow", None)
-    elif op.attr("mode") == "element":
+    mode = op.attr("mode")
+    if mode == "element":
         walk.cannot(op, "element-wise prelu weights are not supported")
+    cax = _channel_axis(op, len(walk.shape(x)))
+    if mode == "channel" and (key == alpha or axis == cax):
+        alpha_axis = walk.shape(alpha).index(walk.shape(x)[cax])  # [C] or [1, C, 1, 1]
+        members = [(x, cax, "flow", None), (out, cax, "flow", None), (alpha, alpha_axis, "side", None)]
+    else:  # one shared slope, or an axis the slopes do not vary along
+        members = [(x, axis, "flow", None), (out, axis, "flow", None)]
     _share(walk, op, key, axis, ch, members)
 
 

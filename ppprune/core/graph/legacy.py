@@ -173,7 +173,7 @@ class LegacyView(ViewBase):
 
     def set_const(self, op, slot, values):
         """Rewrite the constant an op reads for `slot` (legacy: always an attribute)."""
-        if op.ins(_snake("Shape")) or op.ins("shape_tensor"):
+        if op.ins("shape") or op.ins("shape_tensor"):  # legacy reshape2 can read its shape from tensors
             raise NotImplementedError(f"{op.type} reads its {slot} from a tensor, not a constant")
         self.set_attr(op, slot, [int(v) for v in values])
 
