@@ -13,24 +13,26 @@ CRITERIA = Registry("criterion", error=PruneError)
 
 
 def _filters(group, read):
-    w = read(group.master).astype(np.float64)
+    """The master's filters as rows, in the tensor's own dtype (sums accumulate in float64)."""
+    w = read(group.master)
     return np.moveaxis(w, group.axis, 0).reshape(w.shape[group.axis], -1)
 
 
 @CRITERIA.register(name="l1_norm")
 def l1_norm(group, read):
-    return np.abs(_filters(group, read)).sum(axis=1)
+    return np.abs(_filters(group, read)).sum(axis=1, dtype=np.float64)
 
 
 @CRITERIA.register(name="l2_norm")
 def l2_norm(group, read):
-    return np.sqrt((_filters(group, read) ** 2).sum(axis=1))
+    f = _filters(group, read)
+    return np.sqrt(np.einsum("ij,ij->i", f, f, dtype=np.float64))
 
 
 @CRITERIA.register(name="geometry_median")
 def geometry_median(group, read):
     """FPGM: a filter close to all others (near the geometric median) is the most replaceable."""
-    f = _filters(group, read)
+    f = _filters(group, read).astype(np.float64)
     sq = (f**2).sum(axis=1)
     d2 = np.maximum(sq[:, None] + sq[None, :] - 2 * f @ f.T, 0.0)
     return np.sqrt(d2).sum(axis=1)
