@@ -99,7 +99,7 @@ def main(argv=None):
 
     from .. import deploy
     from ..analysis import flops
-    from ..config import load_config
+    from ..config import dump_config, load_config
     from ..engine import build_programs, load_weights
     from .eval import load_model
 
@@ -109,6 +109,7 @@ def main(argv=None):
     inputs = sample_inputs(cfg, spec)
     model = export(spec, exe, scope, out)
     write_infer_cfg(cfg, out)
+    dump_config(cfg, os.path.join(out, "config.yml"))
 
     # Same input through the executor and the exported predictor: the export must not change the model.
     with paddle.static.scope_guard(scope):

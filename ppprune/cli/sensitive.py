@@ -21,7 +21,6 @@ def parse_args(argv=None):
     p.add_argument("-s", "--sensitivities_file", default=None, help="results file (resumed if it exists)")
     p.add_argument("--shard", default=None, metavar="I/N", help="analyse only the I-th of N slices of the weights")
     p.add_argument("--eval_batches", type=int, default=None, help="evaluate on the first N batches only (faster)")
-    p.add_argument("--workers", type=int, default=1, help="evaluate in N forked processes (up to one per core)")
     p.add_argument("--merge", nargs="+", default=None, metavar="FILE", help="merge shard files into -s and report")
     p.add_argument("--loss", type=float, default=None, help="suggest ratios keeping each weight's loss under this")
     p.add_argument("--target_flops", type=float, default=None, help="suggest ratios removing this share of FLOPs")
@@ -53,13 +52,14 @@ def _shard(params, text):
 
 def main(argv=None):
     args = parse_args(argv)
-    from ..config import load_config
+    from ..config import dump_config, load_config
     from ..prune import load_sensitivities, merge_sensitive
 
     from .eval import load_model
 
     cfg = load_config(args.config, args.opt)
     out = common.save_dir(cfg, args.config, "_sensitivity")
+    dump_config(cfg, os.path.join(out, "config.yml"))
     programs, spec, exe, scope, place, plan = load_model(cfg, "eval", None)
     if args.merge:
         target = args.sensitivities_file or os.path.join(out, "sensitivities.pkl")
@@ -96,8 +96,7 @@ def _analyse(cfg, args, out, spec, exe, scope, place):
         return eval_loop(common.remap_program(spec, program), exe, scope, loader, evaluator)[evaluator.key]
 
     print(f"analysing {len(params)} weights; results in {target} (rerun the same command to resume)")
-    return sensitivity(spec.program, place, params, eval_func, sensitivities_file=target, pruned_ratios=ratios,
-                       scope=scope, workers=args.workers)
+    return sensitivity(spec.program, place, params, eval_func, sensitivities_file=target, pruned_ratios=ratios, scope=scope)
 
 
 def _save_merged(sens, path):

@@ -5,6 +5,9 @@ on a machine with N cores N workers finish the same trials in about 1/N of the t
 (the evaluation function is any closure, which could not be pickled for `spawn`); each gets a copy-on-write
 copy of the scope, so the caller's tensors are never touched. Paddle's multi-threaded interpreter does not
 survive a fork, so workers switch the executor to serial mode first (measured on paddle 3.3.1).
+
+Caveat: threads do not survive a fork. An evaluation that reads data through a `paddle.io.DataLoader`
+(prefetch threads, worker processes) hangs in a worker; feed arrays directly, or keep `workers=1`.
 """
 import multiprocessing as mp
 import traceback
@@ -25,7 +28,8 @@ def run(tasks, evaluate, workers, on_result):
     ctx = mp.get_context("fork")
     queue = ctx.Queue()
     shares = [list(range(i, len(tasks), workers)) for i in range(workers)]
-    procs = [ctx.Process(target=_work, args=(share, tasks, evaluate, queue), daemon=True) for share in shares if share]
+    # not daemonic: an evaluation may start processes of its own (DataLoader workers); `finally` reaps them
+    procs = [ctx.Process(target=_work, args=(share, tasks, evaluate, queue)) for share in shares if share]
     for p in procs:
         p.start()
     finished = False
