@@ -40,7 +40,8 @@ def test_yolov3_names_and_shapes(ir):
         # the programs address these names (the pruner looks them up there), train and eval alike
         assert names <= set(persistable_names(programs.train.program))
         assert names <= set(persistable_names(programs.eval.program))
-        assert any(n.endswith("_velocity_0") for n in programs.opt_names)
+        # the demo trains with Adam: its moments (and beta powers) are optimizer state a checkpoint keeps
+        assert {"conv1_weights_moment1_0", "conv1_weights_moment2_0"} <= set(programs.opt_names)
 
         exe, scope = paddle.static.Executor(paddle.CPUPlace()), paddle.static.Scope()
         exe.run(programs.startup, scope=scope)
@@ -97,3 +98,19 @@ def test_resnet_classifier_names_and_logits(ir):
         loss, = exe.run(main, feed={"image": np.zeros((4, 1, 28, 28), "float32"), "label": np.zeros((4, 1), "int64")},
                         fetch_list=[out["loss"]], scope=scope)
         assert np.isclose(float(loss), np.log(10), atol=0.5)  # untrained: near-uniform over 10 classes
+
+
+@pytest.mark.parametrize("ir", IRS)
+def test_demo_adam_train_program_stays_prunable(ir):
+    """paddle's Adam would add no-op regularization ops on every BN gradient (the models give BN L2Decay(0.0));
+    the pruner reads those as network outputs and skips every yolo_block conv. ppprune's Adam adds none."""
+    from ppprune.prune import Pruner
+
+    with IRS[ir]():
+        programs = build_programs(tiny_cfg(), "train")
+        exe, scope = paddle.static.Executor(paddle.CPUPlace()), paddle.static.Scope()
+        exe.run(programs.startup, scope=scope)
+        pruner = Pruner()
+        pruner.prune(programs.train.program, scope, ["yolo_block.0.0.0.conv.weights"], [0.5], place=paddle.CPUPlace(),
+                     only_graph=True)
+        assert pruner.plan.skipped == [] and "yolo_block.0.0.0.conv.weights" in pruner.plan.shapes

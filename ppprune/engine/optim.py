@@ -5,7 +5,7 @@
       schedulers:                 # applied in order, each wrapping the previous one
         PiecewiseDecay: {gamma: 0.1, milestones: [400, 550]}
         LinearWarmup: {start_factor: 0.0, steps: 50}
-    Optimizer: {name: Momentum, momentum: 0.9, l2_decay: 0.0005}
+    Optimizer: {name: Momentum, momentum: 0.9, l2_decay: 0.0005}   # or {name: Adam} (no decay)
 """
 import paddle
 from paddle.regularizer import L2Decay
@@ -42,6 +42,27 @@ def Momentum(learning_rate, momentum=0.9, l2_decay=0.0):  # noqa: N802
     """SGD with momentum; `l2_decay` applies to every parameter whose ParamAttr sets no regularizer."""
     return paddle.optimizer.Momentum(learning_rate, momentum=momentum,
                                      weight_decay=L2Decay(l2_decay) if l2_decay else None)
+
+
+class _Adam(paddle.optimizer.Adam):
+    """paddle's Adam minus the no-op ops of zero-coefficient L2Decay regularizers.
+
+    The models give BN scale/offset and output biases `L2Decay(0.0)`. Momentum fuses an L2Decay into its
+    update op, but Adam appends `scale` + `add` ops on those gradients; they do nothing, and the pruning core
+    would read their results as network outputs fed by the pruned channels (and refuse to prune)."""
+
+    def _create_regularization_of_grad(self, param, grad, regularization=None):
+        reg = getattr(param, "regularizer", None) or regularization  # a ParamAttr's regularizer wins
+        if isinstance(reg, L2Decay) and not reg._coeff:
+            return grad
+        return super()._create_regularization_of_grad(param, grad, regularization)
+
+
+@OPTIMIZERS.register
+def Adam(learning_rate, beta1=0.9, beta2=0.999, epsilon=1e-8):  # noqa: N802
+    """Adam without weight decay. Its per-parameter step sizes suit training from scratch, where a BN
+    MobileNet's first layers get gradients ~1000x those of its last ones (see docs/detection.md)."""
+    return _Adam(learning_rate, beta1=beta1, beta2=beta2, epsilon=epsilon)
 
 
 def build_lr(cfg):
