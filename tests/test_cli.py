@@ -34,6 +34,7 @@ YOLOv3Head: {{base_channels: 32}}
 TrainReader:
   dataset: {{dataset_dir: {data}}}
   batch_size: 2
+  num_workers: 0
   batch_transforms:
     - BatchRandomResize: {{target_sizes: [96], random_interp: false}}
     - NormalizeBox: {{}}
@@ -45,6 +46,7 @@ EvalReader:
   dataset: {{dataset_dir: {data}}}
   image_shape: [3, 96, 96]
   batch_size: 2
+  num_workers: 0
   sample_transforms:
     - Resize: {{target_size: 96, interp: 2}}
     - NormalizeImage: {{mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], is_scale: true}}

@@ -135,6 +135,28 @@ def apply_saved_plan(spec, scope, plan, place=None):
     return remap(spec, pruner, program)
 
 
+def train(cfg, programs, exe, scope, out, start_iter, with_eval, what="training"):
+    """Run `fit` with the config's readers (and evaluator with --eval); returns the best result or None."""
+    import time
+
+    from ..engine import fit
+    from ..engine.evaluators import build_evaluator
+    from ..engine.readers import build_reader
+
+    _, train_loader = build_reader(cfg, "TrainReader")
+    eval_loader = evaluator = None
+    if with_eval:
+        eval_set, eval_loader = build_reader(cfg, "EvalReader")
+        evaluator = build_evaluator(cfg, eval_set)
+    tic = time.time()
+    best = fit(programs, exe, scope, train_loader, out, cfg["max_iters"], cfg["snapshot_iter"], start_iter=start_iter,
+               eval_loader=eval_loader, evaluator=evaluator)
+    print(f"{what} done in {(time.time() - tic) / 60:.1f} min; checkpoints in {out}")
+    if best is not None:
+        print(f"best {evaluator.key}: {best[evaluator.key]:.4f}\n{best.get('per_class', '')}")
+    return best
+
+
 def cost(program, scope):
     from ..analysis import flops, model_size
 

@@ -9,7 +9,6 @@ Outputs go to `<save_dir>/<config name>_pruned/`: checkpoints, `plan.json` (para
 pruned indices, resulting shapes) and the resolved `config.yml`.
 """
 import os
-import time
 
 from . import common
 
@@ -30,7 +29,7 @@ def main(argv=None):
     import paddle
 
     from ..config import dump_config, load_config
-    from ..engine import build_programs, fit, get_place, load_checkpoint, load_weights
+    from ..engine import build_programs, get_place, load_checkpoint, load_weights
     from ..prune import Pruner
     from ..prune.report import format_report, prunable_params
 
@@ -88,20 +87,7 @@ def main(argv=None):
         save_checkpoint(os.path.join(out, "model_final"), scope, programs.param_names, programs.opt_names, {"iter": start_iter})
         print(f"no fine-tuning (max_iters={max_iters}); pruned weights in {out}/model_final")
         return {"before": before, "after": after, "out": out}
-    from ..engine.evaluators import build_evaluator
-    from ..engine.readers import build_reader
-
-    _, train_loader = build_reader(cfg, "TrainReader")
-    eval_loader = evaluator = None
-    if args.eval:
-        eval_set, eval_loader = build_reader(cfg, "EvalReader")
-        evaluator = build_evaluator(cfg, eval_set)
-    tic = time.time()
-    best = fit(programs, exe, scope, train_loader, out, max_iters, cfg["snapshot_iter"], start_iter=start_iter,
-               eval_loader=eval_loader, evaluator=evaluator)
-    print(f"fine-tuning done in {(time.time() - tic) / 60:.1f} min; checkpoints and plan.json in {out}")
-    if best is not None:
-        print(f"best {evaluator.key}: {best[evaluator.key]:.4f}")
+    common.train(cfg, programs, exe, scope, out, start_iter, args.eval, what="fine-tuning (plan.json beside)")
     return {"before": before, "after": after, "out": out}
 
 

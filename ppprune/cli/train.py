@@ -6,7 +6,6 @@ Outputs go to `<save_dir>/<config name>/`: `<iter>.pdparams/.pdopt` snapshots, `
 (with --eval) and the resolved `config.yml`.
 """
 import os
-import time
 
 from . import common
 
@@ -22,9 +21,7 @@ def main(argv=None):
     import paddle
 
     from ..config import dump_config, load_config
-    from ..engine import build_programs, fit, get_place, load_checkpoint, load_weights
-    from ..engine.evaluators import build_evaluator
-    from ..engine.readers import build_reader
+    from ..engine import build_programs, get_place, load_checkpoint, load_weights
 
     cfg = load_config(args.config, args.opt)
     paddle.enable_static()
@@ -42,16 +39,5 @@ def main(argv=None):
     elif cfg.get("weights") or cfg.get("pretrain_weights"):
         load_weights(cfg.get("weights") or cfg["pretrain_weights"], scope, place, programs.param_names)
 
-    _, train_loader = build_reader(cfg, "TrainReader")
-    eval_loader = evaluator = None
-    if args.eval:
-        eval_set, eval_loader = build_reader(cfg, "EvalReader")
-        evaluator = build_evaluator(cfg, eval_set)
-
-    tic = time.time()
-    best = fit(programs, exe, scope, train_loader, save_dir, cfg["max_iters"], cfg["snapshot_iter"],
-               start_iter=start_iter, eval_loader=eval_loader, evaluator=evaluator)
-    print(f"training done in {(time.time() - tic) / 60:.1f} min; checkpoints in {save_dir}")
-    if best is not None:
-        print(f"best {evaluator.key}: {best[evaluator.key]:.4f}\n{best.get('per_class', '')}")
+    best = common.train(cfg, programs, exe, scope, save_dir, start_iter, args.eval)
     return {"best": best, "save_dir": save_dir}
