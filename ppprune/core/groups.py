@@ -28,9 +28,6 @@ class Group:
         self._merged = False  # most groups never merge channels: keep atoms() cheap for them
 
     # -- what the walk found ----------------------------------------------------------------------
-    def members(self):
-        return set(self.nodes)
-
     def tagged(self, tag):
         return self.tags.get(tag, [])
 

@@ -24,13 +24,6 @@ class Plan:
         self.shapes = shapes or {}  # persistable name -> shape after pruning
         self.meta = dict(meta or {})  # free-form provenance (base weights, config) written by the tools
 
-    @property
-    def ratios(self):
-        return {e["param"]: e["ratio"] for e in self.entries}
-
-    def pruned_channels(self):
-        return {e["param"]: len(e["pruned"]) for e in self.entries}
-
     def to_dict(self):
         return {
             "criterion": self.criterion,
