@@ -14,6 +14,17 @@ def extend_to_training(view, removal):
     for grad, fwd in view.grad_mirror().items():
         for axis, idx in by_key.get(fwd, []):
             out[(grad, axis)] = idx
+            by_key.setdefault(grad, []).append((axis, idx))
+    for op in view.ops:  # update arithmetic (weight decay, clipping): an output shaped like a pruned input follows it
+        if op.kind != BACKWARD or op.type.endswith("_grad"):
+            continue
+        sources = [k for ks in op.inputs.values() for k in ks if k in by_key]
+        for k in (k for ks in op.outputs.values() for k in ks):
+            src = next((s for s in sources if view.shape(s) == view.shape(k)), None)
+            if src is not None and k not in by_key:
+                for axis, idx in by_key[src]:
+                    out[(k, axis)] = idx
+                by_key[k] = list(by_key[src])
     for op in view.ops:
         if op.kind != OPTIMIZER:
             continue

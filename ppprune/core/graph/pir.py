@@ -43,6 +43,7 @@ class PirView(ViewBase):
                 split_of[self._key(raw.operand_source(0))] = list(raw.results())
             elif name == "pd_op.data" and raw.result(0).persistable:
                 self._names[self._key(raw.result(0))] = raw.str_attr("name")
+        after_backward = False
         for raw in raw_ops:
             name = raw.name()
             if name in _PLUMBING:
@@ -51,7 +52,14 @@ class PirView(ViewBase):
                 self._markers.update(self._key(v) for v in raw.operands_source())
             ins, outs = self._slots(raw, split_of)
             canon = _canonical_type(name)
-            self.ops.append(OpView(raw, canon, self._kind(name, canon, ins, outs), ins, outs, len(self.ops), self._read_attr))
+            kind = self._kind(name, canon, ins, outs)
+            if kind == BACKWARD:
+                after_backward = True
+            elif kind == FORWARD and after_backward:
+                # PIR records no op roles; ops appended after the first grad op (weight decay's scale/add,
+                # gradient clipping) compute updates, not the network's outputs
+                kind = BACKWARD
+            self.ops.append(OpView(raw, canon, kind, ins, outs, len(self.ops), self._read_attr))
         self._index()
 
     def _key(self, value):
