@@ -167,18 +167,25 @@ def test_coco_metric_by_hand(tmp_path):
     assert m.accumulate() == 0.0
 
 
-def test_coco_metric_with_coco_dataset(tmp_path):
+@pytest.fixture
+def coco_set(tmp_path):
+    """A two-image COCO dataset on disk (tiny_coco's annotations)."""
     pytest.importorskip("pycocotools")
     from PIL import Image
 
     from ppprune.data import COCODataSet
-    from ppprune.metrics import COCOMetric
 
     (tmp_path / "img").mkdir()
     for name in ("a.jpg", "b.jpg"):
         Image.new("RGB", (200, 200)).save(tmp_path / "img" / name)
     tiny_coco(tmp_path / "anno.json")
-    ds = COCODataSet(str(tmp_path), "img", "anno.json")
+    return COCODataSet(str(tmp_path), "img", "anno.json")
+
+
+def test_coco_metric_with_coco_dataset(coco_set):
+    from ppprune.metrics import COCOMetric
+
+    ds = coco_set
     m = COCOMetric(ds.anno_path, ds.clsid2catid)
     recs = ds.records_for([22, 11])
     m.update(recs, [np.concatenate([r["gt_class"][:, None], np.ones((1, 1)), r["gt_bbox"]], 1) for r in recs])
@@ -237,19 +244,11 @@ def test_matches_devkit_procedure_on_random_cases():
         np.testing.assert_allclose(m.class_aps, [devkit_ap(dets, records, c) for c in range(2)])
 
 
-def test_coco_evaluator_from_config(tmp_path):
+def test_coco_evaluator_from_config(coco_set):
     """`metric: COCO` in a config gives the evaluator the trainer and tools drive with eval batches."""
-    pytest.importorskip("pycocotools")
-    from PIL import Image
-
-    from ppprune.data import COCODataSet
     from ppprune.engine.evaluators import build_evaluator
 
-    (tmp_path / "img").mkdir()
-    for name in ("a.jpg", "b.jpg"):
-        Image.new("RGB", (200, 200)).save(tmp_path / "img" / name)
-    tiny_coco(tmp_path / "anno.json")
-    ds = COCODataSet(str(tmp_path), "img", "anno.json")
+    ds = coco_set
     evaluator = build_evaluator({"metric": "COCO"}, ds)
     evaluator.reset()
     recs = ds.records_for([22, 11])
