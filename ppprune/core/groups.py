@@ -26,10 +26,18 @@ class Group:
         self.outputs = []
         self._parent = np.arange(size)
         self._merged = False  # most groups never merge channels: keep atoms() cheap for them
+        self._partial = None
 
     # -- what the walk found ----------------------------------------------------------------------
     def tagged(self, tag):
         return self.tags.get(tag, [])
+
+    def partial_nodes(self):
+        """Nodes that follow only some master channels (split pieces): the only ones a selection that
+        keeps a master channel can empty."""
+        if self._partial is None:
+            self._partial = [n for n, ch in self.nodes.items() if len(np.unique(ch.master)) < self.size]
+        return self._partial
 
     def atoms(self):
         """Master channels that must be pruned together, as a list of index arrays (ascending)."""

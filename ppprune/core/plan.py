@@ -166,7 +166,8 @@ def _keep_every_tensor(view, group, pruned, scores):
     while True:
         mask = np.zeros(group.size, dtype=bool)
         mask[list(pruned)] = True
-        for (key, axis), ch in group.nodes.items():
+        for key, axis in group.partial_nodes():
+            ch = group.nodes[(key, axis)]
             shape = view.shape(key)
             if shape and shape[axis] > 0 and len(ch.select(mask)) >= shape[axis]:
                 keep = max(set(ch.master.tolist()) & pruned, key=lambda m: (scores[m], -m))
