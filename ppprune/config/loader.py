@@ -8,9 +8,10 @@ import difflib
 import inspect
 import os
 import re
-import tempfile
 
 import yaml
+
+from ..fsutil import atomic_write
 
 BASE_KEY = "_BASE_"
 
@@ -105,15 +106,8 @@ def load_config(path, overrides=()):
 
 def dump_config(cfg, path):
     """Write the resolved config atomically (temp file + rename), so a reader never sees half of it."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            yaml.safe_dump(cfg, f, sort_keys=False, allow_unicode=True)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_write(path, encoding="utf-8") as f:
+        yaml.safe_dump(cfg, f, sort_keys=False, allow_unicode=True)
     return path
 
 

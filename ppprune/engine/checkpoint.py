@@ -9,9 +9,10 @@ the two renames fails loudly on resume instead of mixing two saves.
 import hashlib
 import os
 import pickle
-import tempfile
 
 import numpy as np
+
+from ..fsutil import write_files_atomically
 
 META_KEY = "@meta"
 URL_PREFIXES = ("http://", "https://", "ftp://", "s3://", "hdfs://")
@@ -19,37 +20,6 @@ URL_PREFIXES = ("http://", "https://", "ftp://", "s3://", "hdfs://")
 
 class WeightsError(ValueError):
     pass
-
-
-def _stage(path, data):
-    """Write bytes to a temp file beside `path` (same filesystem, so a rename is atomic); return its name."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=os.path.basename(path) + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-    except BaseException:
-        os.unlink(tmp)
-        raise
-    return tmp
-
-
-def atomic_write(files):
-    """Write {path: bytes}: every file is staged completely before the first rename, so a failure while
-    writing leaves all old files untouched and no partial file under a final name."""
-    staged = {}
-    try:
-        for path, data in files.items():
-            staged[path] = _stage(path, data)
-    except BaseException:
-        for tmp in staged.values():
-            os.unlink(tmp)
-        raise
-    for path, tmp in staged.items():
-        os.replace(tmp, path)
 
 
 def _read_scope(scope, names):
@@ -61,7 +31,7 @@ def save_checkpoint(prefix, scope, param_names, opt_names=(), meta=None):
     params = pickle.dumps(_read_scope(scope, param_names), protocol=4)
     opt = _read_scope(scope, opt_names)
     opt[META_KEY] = {**(meta or {}), "params_sha1": hashlib.sha1(params).hexdigest()}
-    atomic_write({prefix + ".pdopt": pickle.dumps(opt, protocol=4), prefix + ".pdparams": params})
+    write_files_atomically({prefix + ".pdopt": pickle.dumps(opt, protocol=4), prefix + ".pdparams": params})
     return prefix
 
 
