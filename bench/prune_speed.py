@@ -1,9 +1,11 @@
 """How fast `Pruner.prune` is on real training programs, and how its cost grows with program size.
 
-Builds paddle.vision ResNet50 and MobileNetV1 *training* programs (Momentum, 224x224), initialises them,
-and prunes every conv weight at ratio 0.3, timing the whole call (clone, walk, select, program edits and
-scope tensors, optimizer state included). PaddleSlim 2.6 measured on this machine type: 8.8-9.1 s for the
-ResNet50 training program, 1.9 s for MobileNetV1 (issue #2); those figures are printed for comparison.
+Builds paddle.vision MobileNetV1, ResNet50 and ResNet101 *training* programs (Momentum, 224x224),
+initialises them, and prunes every conv weight at ratio 0.3, timing the whole call (clone, walk, select,
+program edits and scope tensors, optimizer state included). PaddleSlim 2.6 measured on this machine type:
+8.8-9.1 s for the ResNet50 training program, 1.9 s for MobileNetV1 (issue #2); those figures are printed for
+comparison. ResNet50 and ResNet101 are one family at two depths: their graph time per op shows whether
+the cost grows linearly with the number of ops.
 
     python bench/prune_speed.py [--ir pir|legacy] [--repeat 3]
 """
@@ -24,7 +26,7 @@ def build(name):
     with paddle.static.program_guard(main, startup), paddle.utils.unique_name.guard():
         x = paddle.static.data("image", [None, 3, 224, 224], "float32")
         label = paddle.static.data("label", [None, 1], "int64")
-        model = models.resnet50() if name == "resnet50" else models.mobilenet_v1()
+        model = getattr(models, name)()
         loss = paddle.nn.functional.cross_entropy(model(x), label).mean()
         paddle.optimizer.Momentum(0.01, momentum=0.9).minimize(loss)
     return main, startup
@@ -43,7 +45,7 @@ def main():
     guard = paddle.pir_utils.OldIrGuard() if args.ir == "legacy" else contextlib.nullcontext()
     rows = []
     with guard:
-        for name in ("mobilenet_v1", "resnet50"):
+        for name in ("mobilenet_v1", "resnet50", "resnet101"):
             main_prog, startup = build(name)
             view = view_of(main_prog)
             convs = sorted({view.persistable_name(op.ins("filter")[0]) for op in view.ops if op.type in CONV_TYPES})
@@ -68,12 +70,12 @@ def main():
     print(f"{'model':<14}{'ops':>6}{'convs':>7}{'removed ch':>12}{'best s':>9}{'median s':>10}{'vs PaddleSlim':>15}"
           f"{'graph ms/op':>13}{'tensor MB':>11}{'tensor ms/MB':>14}")
     for name, n_ops, n_convs, removed, best, median, graph, mbytes in rows:
-        speedup = PADDLESLIM_SECONDS[name] / best
-        print(f"{name:<14}{n_ops:>6}{n_convs:>7}{removed:>12}{best:>9.3f}{median:>10.3f}{speedup:>14.1f}x"
+        speedup = f"{PADDLESLIM_SECONDS[name] / best:.1f}x" if name in PADDLESLIM_SECONDS else "-"
+        print(f"{name:<14}{n_ops:>6}{n_convs:>7}{removed:>12}{best:>9.3f}{median:>10.3f}{speedup:>15}"
               f"{1000 * graph / n_ops:>13.3f}{mbytes:>11.1f}{1000 * max(best - graph, 0) / mbytes:>14.3f}")
     # Graph work (walks, planning, program edits) should cost the same per op at both sizes; tensor work
     # (scope arrays, optimizer state) scales with the bytes pruned, not with the op count.
-    a, b = rows
+    _, a, b = rows
     print(f"graph work per op: {1000 * a[6] / a[1]:.3f} ms at {a[1]} ops, {1000 * b[6] / b[1]:.3f} ms at {b[1]} ops "
           f"(ratio {(b[6] / b[1]) / (a[6] / a[1]):.2f}; 1.00 = linear in ops)")
 

@@ -222,3 +222,39 @@ def test_reshape_rules_with_unit_and_unknown_dims():
     assert _regroup([-1, 8, 4, 4], [-1, 128], 1) == (1, 16)  # flatten before fc: each channel is 16 features
     assert _regroup([8], [1, 8, 1, 1], 0) == (1, 1)          # a conv bias broadcast to NCHW
     assert _regroup([-1, 8, 4, 4], [-1, 4, 32], 1) is None   # channels folded with space: cannot follow
+
+
+@pytest.mark.parametrize("ir", ["pir", "legacy"])
+def test_each_coupled_group_is_walked_once(ir, monkeypatch):
+    """Naming every conv of a residual stage must not walk the stage's shared group once per conv (that is
+    quadratic in depth); the plan is the same in any order."""
+    import ppprune.core.plan as planning
+
+    net, shape = nets.vision_model("resnet18")
+    with oracle.ir_guard(ir):
+        main, startup, *_ = oracle.build(net, shape)
+        scope, _ = oracle.init_scope(startup, main)
+        convs = oracle.conv_weights(main)
+        walks = []
+        real = planning.discover
+        monkeypatch.setattr(planning, "discover", lambda view, param: walks.append(param) or real(view, param))
+        forward = Pruner()
+        forward.prune(main, scope, convs, [0.3] * len(convs), only_graph=True)
+        assert len(walks) == len(forward.plan.entries) + len(forward.plan.skipped) < len(convs)
+        backward = Pruner()
+        backward.prune(main, scope, convs[::-1], [0.3] * len(convs), only_graph=True)
+    assert sorted(forward.plan.tensors) == sorted(backward.plan.tensors)
+    assert forward.plan.shapes == backward.plan.shapes
+
+
+def test_scope_tensors_are_read_without_copy_and_backups_own_their_memory():
+    from ppprune.core import tensors
+
+    main, scope, *_ = seed_net()
+    tensor = scope.find_var("conv4_weights").get_tensor()
+    view = tensors.read(tensor)
+    assert view.__array_interface__["data"][0] == tensor._ptr() and not view.flags.writeable
+    before = np.array(tensor)
+    _, backup, _ = Pruner().prune(main, scope, ["conv4_weights"], [0.5], param_backup=True)
+    assert backup["conv4_weights"].flags.owndata
+    np.testing.assert_array_equal(backup["conv4_weights"], before)

@@ -70,7 +70,7 @@ def model_size(program, scope=None):
     for name in view.param_names():
         var = scope.find_var(name) if scope is not None else None
         if var is not None and var.get_tensor()._is_initialized():
-            total += int(np.prod(np.array(var.get_tensor()).shape))
+            total += int(np.prod(var.get_tensor().shape()))
         else:
             total += int(np.prod(view.shape(view.param_key(name))))
     return total

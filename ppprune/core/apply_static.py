@@ -1,6 +1,7 @@
 """Carry a plan out on a static Program (shapes, attributes, constants) and its Scope (tensors)."""
 import numpy as np
 
+from . import tensors
 from .graph import BACKWARD, OPTIMIZER
 
 
@@ -99,44 +100,88 @@ def scope_changes(view, removal):
     return out
 
 
-def apply_scope(scope, changes, place=None, lazy=False):
+def apply_scope(scope, changes, place=None, lazy=False, backup=True):
     """Prune (or, lazily, zero) scope tensors in place. Every new array is computed before the first is
-    written, so a failure leaves the scope as it was. Returns {name: original array}."""
-    originals, updates = {}, []
+    written, so a failure leaves the scope as it was. Returns {name: original array} ({} unless `backup`)."""
+    jobs = []
     for name, axes in changes.items():
         var = scope.find_var(name)
         if var is None:  # e.g. optimizer state not created yet: nothing to prune
             continue
         tensor = var.get_tensor()
-        if not tensor._is_initialized():
-            continue
-        arr = np.array(tensor)
-        new = arr.copy() if lazy else arr
-        for axis, idx in axes.items():
-            if lazy:
+        if tensor._is_initialized():
+            jobs.append((name, tensor, tensors.read(tensor), axes))
+    # The new arrays live in one arena: one allocation instead of one per tensor, which on large models
+    # costs more in fresh-page faults than the copying itself.
+    sizes = [_aligned(arr.nbytes if lazy else _pruned_nbytes(arr, axes)) for _, _, arr, axes in jobs]
+    arena, offset, scratch = np.empty(sum(sizes), np.uint8), 0, (_Scratch(), _Scratch())
+    originals, updates = {}, []
+    for (name, tensor, arr, axes), size in zip(jobs, sizes):
+        shape = list(arr.shape) if lazy else _pruned_shape(arr.shape, axes)
+        out = arena[offset:offset + size][:int(np.prod(shape)) * arr.itemsize].view(arr.dtype).reshape(shape)
+        offset += size
+        if lazy:
+            np.copyto(out, arr)
+            for axis, idx in axes.items():
                 index = [slice(None)] * arr.ndim
                 index[axis] = idx
-                new[tuple(index)] = 0
-            else:
-                new = np.delete(new, idx, axis=axis)
-        originals[name] = arr
-        updates.append((tensor, new))
+                out[tuple(index)] = 0
+        else:
+            _take_kept(arr, axes, out, scratch)
+        if backup:
+            originals[name] = tensors.owned(arr)
+        updates.append((tensor, out))
     for tensor, new in updates:
-        tensor.set(np.ascontiguousarray(new), place if place is not None else _place_of(tensor))
+        tensor.set(new, place if place is not None else tensors.place_of(tensor))
     return originals
 
 
-def _place_of(tensor):
-    import paddle
+def _pruned_shape(shape, axes):
+    return [n - len(np.unique(axes[a])) if a in axes else n for a, n in enumerate(shape)]
 
-    place = tensor._place()
-    if place.is_gpu_place():
-        return paddle.CUDAPlace(place.gpu_device_id())
-    return paddle.CPUPlace()
+
+def _pruned_nbytes(arr, axes):
+    return int(np.prod(_pruned_shape(arr.shape, axes))) * arr.itemsize
+
+
+def _aligned(nbytes):
+    return -(-nbytes // 64) * 64
+
+
+class _Scratch:
+    """A reusable buffer for the intermediates of tensors pruned on several axes."""
+
+    def __init__(self):
+        self.buf = np.empty(0, np.uint8)
+
+    def array(self, shape, dtype):
+        nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+        if nbytes > self.buf.nbytes:
+            self.buf = np.empty(nbytes, np.uint8)
+        return self.buf[:nbytes].view(dtype).reshape(shape)
+
+
+def _take_kept(arr, axes, out, scratch):
+    """Write `arr` without the indices `axes` ({axis: indices}) removes into `out`, through the two
+    `scratch` buffers when several axes lose indices."""
+    src = arr
+    items = sorted(axes.items())
+    for i, (axis, idx) in enumerate(items):
+        keep = np.ones(src.shape[axis], bool)
+        keep[idx] = False
+        keep = np.flatnonzero(keep)
+        if i == len(items) - 1:
+            dst = out
+        else:
+            shape = list(src.shape)
+            shape[axis] = len(keep)
+            dst = scratch[i % 2].array(shape, arr.dtype)  # never the buffer `src` is in
+        np.take(src, keep, axis=axis, out=dst, mode="clip")  # indices are valid; "clip" avoids a buffered copy
+        src = dst
 
 
 def restore_scope(scope, backup, place=None):
     """Put tensors saved by `apply_scope` (or `param_backup`) back, shapes included."""
     for name, arr in backup.items():
         tensor = scope.find_var(name).get_tensor()
-        tensor.set(arr, place if place is not None else _place_of(tensor))
+        tensor.set(arr, place if place is not None else tensors.place_of(tensor))

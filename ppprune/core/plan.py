@@ -12,7 +12,7 @@ import numpy as np
 
 from ..fsutil import atomic_write
 from .errors import PruneError
-from .groups import discover
+from .groups import discover, master_axis
 
 
 class Plan:
@@ -96,20 +96,40 @@ class _Claims:
         if not owners:
             return True
         if len(owners) == 1:
-            other, other_ratio = self.groups[owners.pop()]
+            index = owners.pop()
+            other = self.groups[index][0]
             if covered and other.nodes.keys() == group.nodes.keys():
-                if other_ratio == ratio:
-                    return False
-                raise PruneError(
-                    f"'{param}' (ratio {ratio}) must lose the same channels as '{other.master}' (ratio {other_ratio}): "
-                    f"they are coupled (e.g. by a residual add). Give them the same ratio or list only one of them."
-                )
-            owners = {self.groups.index((other, other_ratio))}
+                return self.same(index, ratio, param)
+            owners = {index}
         names = ", ".join(sorted(f"'{self.groups[o][0].master}'" for o in owners))
         raise PruneError(
             f"'{param}' shares some channels with {names} (e.g. through a concat feeding an add); pruning both "
             f"would cut the same tensors twice. List only one of them."
         )
+
+    def same(self, index, ratio, param):
+        """`param` belongs to planned group `index`: plan it once (False), or refuse a different ratio."""
+        other, other_ratio = self.groups[index]
+        if other_ratio == ratio:
+            return False
+        raise PruneError(
+            f"'{param}' (ratio {ratio}) must lose the same channels as '{other.master}' (ratio {other_ratio}): "
+            f"they are coupled (e.g. by a residual add). Give them the same ratio or list only one of them."
+        )
+
+    def owning(self, view, param):
+        """The planned group that already holds every output channel of conv weight `param`, one for one, or
+        None. Couplings are symmetric, so walking from `param` would find that group again: in a deep
+        residual stage that second walk per conv is what would make planning quadratic in depth."""
+        node = master_axis(view, param)
+        owned = self.owner.get(node)
+        if owned is None or len(owned) != view.shape(node[0])[node[1]] or owned.min() != owned.max() or owned[0] < 0:
+            return None
+        group = self.groups[int(owned[0])][0]
+        ch = group.nodes[node]
+        if len(ch) != group.size or len(owned) != group.size or len(np.unique(ch.master)) != group.size:
+            return None
+        return int(owned[0])
 
     def add(self, group, ratio):
         index = len(self.groups)
@@ -129,6 +149,10 @@ def build(view, read, params, ratios, criterion, selector, fixed=None):
     plan, work = Plan(), Work()
     claims = _Claims()
     for param, ratio in zip(params, ratios):
+        index = claims.owning(view, param)
+        if index is not None:
+            claims.same(index, ratio, param)
+            continue
         group = discover(view, param)
         if group.outputs:
             plan.skipped.append({"param": param, "reason": "its channels reach a network output; pruning it would change the output shape"})

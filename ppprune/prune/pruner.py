@@ -6,6 +6,7 @@ import numpy as np
 
 from ..core import plan as planning
 from ..core.apply_static import apply_program, apply_scope, extend_to_training, new_shapes, prune_startup, scope_changes
+from ..core import tensors
 from ..core.criteria import get_criterion
 from ..core.errors import PruneError
 from ..core.graph import clone, view_of
@@ -76,7 +77,7 @@ class Pruner:
         if not lazy:
             apply_program(view, removal, work.edits)
         if not only_graph:
-            backup = apply_scope(scope, changes, place=place, lazy=lazy)
+            backup = apply_scope(scope, changes, place=place, lazy=lazy, backup=want_backup)
         self.plan = plan
         return pruned, (backup if want_backup else None), (shape_backup if want_shapes else None)
 
@@ -86,7 +87,7 @@ def _reader(scope):
         var = scope.find_var(name)
         if var is None:
             raise PruneError(f"'{name}' has no value in the scope: run the startup program or load weights first")
-        return np.array(var.get_tensor())
+        return tensors.read(var.get_tensor())
 
     return read
 

@@ -1,0 +1,47 @@
+"""Scope tensors as numpy without needless copies.
+
+Copying every weight out of the scope before scoring or slicing it costs more than the pruning itself on
+large models (fresh memory is page-faulted in), so CPU tensors are read as zero-copy views.
+"""
+import numpy as np
+
+
+class _DLPack:
+    """Just enough of the DLPack protocol for `np.from_dlpack` to view a Paddle DenseTensor."""
+
+    __slots__ = ("tensor",)
+
+    def __init__(self, tensor):
+        self.tensor = tensor
+
+    def __dlpack__(self, stream=None, **_):
+        return self.tensor._to_dlpack()
+
+    def __dlpack_device__(self):
+        return (1, 0)  # kDLCPU
+
+
+def read(tensor):
+    """The tensor's values as numpy: a read-only view of a CPU tensor's memory, else a copy. A view is valid
+    only until the tensor is next `set` (Paddle frees the old memory then): use it before, or copy it."""
+    if tensor._place().is_cpu_place():
+        try:
+            return np.from_dlpack(_DLPack(tensor))
+        except (TypeError, ValueError, RuntimeError, BufferError):  # dtypes numpy cannot view (bfloat16)
+            pass
+    return np.array(tensor)
+
+
+def owned(arr):
+    """`arr` itself if it owns its memory, else a copy that does (so it outlives the tensor it viewed)."""
+    return arr if arr.flags.owndata else arr.copy()
+
+
+def place_of(tensor):
+    """The Paddle place a scope tensor lives on, to set its replacement there."""
+    import paddle
+
+    place = tensor._place()
+    if place.is_gpu_place():
+        return paddle.CUDAPlace(place.gpu_device_id())
+    return paddle.CPUPlace()
