@@ -21,16 +21,27 @@ def conv(x, cin, cout, name=None, k=3, stride=1, groups=1, bias=False, act="relu
 
 
 def _act(name):
-    # paddle 3.3.1 cannot build sigmoid/tanh/gelu in legacy programs (_C_ops rejects a Variable).
-    if name == "sigmoid" and not paddle.framework.in_pir_mode():
-        name = "hardsigmoid"
+    if name in _LEGACY_OPS and not paddle.framework.in_pir_mode():
+        return lambda x: _legacy_op(name, x)
     return _ACTS[name]()
 
 
 # Activation layers rather than functionals: some functionals dispatch wrongly under OldIrGuard.
-_ACTS = {"relu": nn.ReLU, "relu6": nn.ReLU6, "sigmoid": nn.Sigmoid, "hardswish": nn.Hardswish,
-         "leaky_relu": nn.LeakyReLU, "swish": nn.Swish,
+_ACTS = {"relu": nn.ReLU, "relu6": nn.ReLU6, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "gelu": nn.GELU,
+         "hardswish": nn.Hardswish, "leaky_relu": nn.LeakyReLU, "swish": nn.Swish,
          "hardsigmoid": nn.Hardsigmoid, "mish": nn.Mish, "silu": nn.Silu}
+# paddle 3.3.1's layers for these reject a legacy Variable (_C_ops): append the legacy op itself, as a
+# Paddle 2.x program would hold it.
+_LEGACY_OPS = {"sigmoid": {}, "tanh": {}, "gelu": {"approximate": False}}
+
+
+def _legacy_op(op_type, x):
+    from paddle.base.layer_helper import LayerHelper
+
+    helper = LayerHelper(op_type)
+    out = helper.create_variable_for_type_inference(x.dtype)
+    helper.append_op(type=op_type, inputs={"X": x}, outputs={"Out": out}, attrs=_LEGACY_OPS[op_type])
+    return out
 
 
 def head(x, c, hw, classes=10):
@@ -88,10 +99,9 @@ def fpn(x):
     """Two levels: upsample the coarse one, concat with the fine one, add a lateral conv."""
     c1 = conv(x, 3, 8, "c1")
     c2 = conv(c1, 8, 12, "c2", stride=2)
-    # conv + leaky_relu crashes Paddle Inference's oneDNN fuse pass (paddle 3.3.1), pruned or not.
-    top = conv(c2, 12, 6, "top", k=1, act="mish")
-    # scale_factor= breaks oneDNN nearest_interp in Paddle Inference (paddle 3.3.1), pruned or not: use size=.
-    up = F.interpolate(top, size=[8, 8], mode="nearest")
+    # conv + leaky_relu and interpolate break oneDNN passes in Paddle Inference 3.3.1 (ppprune.deploy skips them)
+    top = conv(c2, 12, 6, "top", k=1, act="leaky_relu")
+    up = F.interpolate(top, scale_factor=2, mode="nearest")
     lat = conv(c1, 8, 6, "lat", k=1, act=None)
     merged = paddle.concat([up, c1], axis=1)
     fused = conv(merged, 14, 6, "fuse", k=1, act=None) + lat
@@ -137,7 +147,19 @@ def assorted(x):
     return nn.Linear(4 * 8 * 8, 10)(y)
 
 
+def activations(x):
+    """Every unary activation the core follows, one after each conv, then a cast round trip."""
+    y, c = x, 3
+    for i, act in enumerate(["relu", "relu6", "leaky_relu", "sigmoid", "tanh", "swish", "silu", "hardswish",
+                             "hardsigmoid", "mish", "gelu"]):
+        y = conv(y, c, 6, f"act{i}", k=3 if i % 2 else 1, act=act)
+        c = 6
+    y = paddle.cast(paddle.cast(y, "float64"), "float32")
+    return head(y, 6, 8)
+
+
 ARCHITECTURES = {
+    "activations": (activations, [3, 8, 8]),
     "assorted": (assorted, [3, 8, 8]),
     "residual": (residual, [3, 8, 8]),
     "mobilenet_block": (mobilenet_block, [3, 16, 16]),

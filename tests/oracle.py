@@ -86,7 +86,7 @@ def run(exe, program, scope, feed, fetch):
 
 
 def check(net, input_shape, params, ratios, ir, criterion="l1_norm", selector="default_idx_selector",
-          batch=2, infer_dir=None, atol=1e-4, onednn=True):
+          batch=2, infer_dir=None, atol=1e-4):
     """Prune lazily and structurally from the same weights; assert equal outputs, exact recorded shapes
     and (if infer_dir) an equal Paddle Inference run. Returns the structural pruner (its plan)."""
     with ir_guard(ir):
@@ -114,7 +114,7 @@ def check(net, input_shape, params, ratios, ir, criterion="l1_norm", selector="d
             assert not np.allclose(orig, zeroed), "pruning removed channels but changed nothing"
         check_recorded_shapes(exe, pruned, real_scope, feed)
         if infer_dir is not None:
-            check_inference(exe, pruned, real_scope, pruner.lookup(x), pruner.lookup(out), feed, got, infer_dir, onednn)
+            check_inference(exe, pruned, real_scope, pruner.lookup(x), pruner.lookup(out), feed, got, infer_dir)
         return pruner
 
 
@@ -161,21 +161,16 @@ def _fetchable(view, key):
     return True
 
 
-def check_inference(exe, program, scope, x, out, feed, expected, folder, onednn=True):
-    """Save the pruned program as an inference model and run it with the default CPU config (oneDNN on
-    unless `onednn=False`: PIR interpolate ops fail under oneDNN in paddle 3.3.1, pruned or not)."""
+def check_inference(exe, program, scope, x, out, feed, expected, folder):
+    """Save the pruned program as an inference model and run it in Paddle Inference with the default CPU
+    config (oneDNN on; `ppprune.deploy` skips the oneDNN passes paddle 3.3.1 breaks on some models)."""
+    from ppprune import deploy
+
     prefix = os.path.join(folder, "model")
     with paddle.static.scope_guard(scope):
         paddle.static.save_inference_model(prefix, [x], [out], exe, program=program)
-    model = prefix + (".json" if os.path.exists(prefix + ".json") else ".pdmodel")
-    config = paddle.inference.Config(model, prefix + ".pdiparams")
-    config.disable_glog_info()
-    if not onednn:
-        config.disable_mkldnn()
+    config = deploy.inference_config(prefix)
+    assert config.mkldnn_enabled()
     predictor = paddle.inference.create_predictor(config)
-    handle = predictor.get_input_handle(predictor.get_input_names()[0])
-    handle.reshape(feed["image"].shape)
-    handle.copy_from_cpu(feed["image"])
-    predictor.run()
-    result = predictor.get_output_handle(predictor.get_output_names()[0]).copy_to_cpu()
+    (result,) = deploy.run(predictor, {predictor.get_input_names()[0]: feed["image"]})
     np.testing.assert_allclose(result, expected, rtol=1e-4, atol=1e-4 * max(1.0, float(np.abs(expected).max())))

@@ -9,12 +9,11 @@ HW = 8
 
 
 class RandomNet:
-    """Build with `RandomNet(seed)(x)`; `uses_interp` says whether an interpolate op was drawn."""
+    """Build with `RandomNet(seed)(x)`."""
 
     def __init__(self, seed, steps=10):
         self.rng = np.random.RandomState(seed)
         self.steps = steps
-        self.uses_interp = False
         self.count = 0
 
     def _name(self, kind):
@@ -41,7 +40,7 @@ class RandomNet:
     def _conv(self, t, c, nodes):
         cout = int(self.rng.randint(3, 12))
         k = int(self.rng.choice([1, 3]))
-        act = str(self.rng.choice(["relu", "relu6", "hardswish", "none"]))
+        act = str(self.rng.choice(["relu", "relu6", "hardswish", "leaky_relu", "none"]))
         return [(nets.conv(t, c, cout, self._name("c"), k=k, bias=bool(self.rng.rand() < 0.3),
                            act=None if act == "none" else act), cout)]
 
@@ -78,7 +77,6 @@ class RandomNet:
         return [(t * s, c)]
 
     def _interp(self, t, c, nodes):
-        self.uses_interp = True
         up = F.interpolate(t, size=[2 * HW, 2 * HW], mode=str(self.rng.choice(["nearest", "bilinear"])))
         return [(F.avg_pool2d(up, 2), c)]
 

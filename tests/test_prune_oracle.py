@@ -18,9 +18,7 @@ def _all_convs(net, shape, ir):
 def test_architecture(arch, ir, tmp_path):
     net, shape = nets.ARCHITECTURES[arch]
     params = _all_convs(net, shape, ir)
-    # PIR interpolate ops fail under oneDNN in Paddle Inference 3.3.1 even unpruned (see docs/paddle-notes.md).
-    onednn = not (arch == "fpn" and ir == "pir")
-    pruner = oracle.check(net, shape, params, [0.4] * len(params), ir, infer_dir=str(tmp_path), onednn=onednn)
+    pruner = oracle.check(net, shape, params, [0.4] * len(params), ir, infer_dir=str(tmp_path))
     assert sum(len(e["pruned"]) for e in pruner.plan.entries) > 0
 
 
