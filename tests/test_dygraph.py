@@ -11,6 +11,7 @@ import pytest
 from paddle.static import InputSpec
 from paddle.vision.models import mobilenet_v1, mobilenet_v2, resnet18, squeezenet1_0
 
+from ppprune import deploy
 from ppprune.analysis import dygraph_flops
 from ppprune.core.errors import PruneError
 from ppprune.dygraph import FPGMFilterPruner, L1NormFilterPruner, L2NormFilterPruner
@@ -69,14 +70,8 @@ def assert_attrs_true(model):
 def run_inference(model, x, folder):
     prefix = os.path.join(folder, "model")
     paddle.jit.save(model, prefix, input_spec=[InputSpec([None] + SHAPE[1:], "float32")])
-    config = paddle.inference.Config(prefix + ".json", prefix + ".pdiparams")
-    config.disable_glog_info()
-    predictor = paddle.inference.create_predictor(config)
-    handle = predictor.get_input_handle(predictor.get_input_names()[0])
-    handle.reshape(x.shape)
-    handle.copy_from_cpu(x)
-    predictor.run()
-    return predictor.get_output_handle(predictor.get_output_names()[0]).copy_to_cpu()
+    predictor = deploy.create_predictor(prefix)
+    return deploy.run(predictor, {predictor.get_input_names()[0]: x})[0]
 
 
 MODELS = {
