@@ -19,4 +19,5 @@ lint:
 
 bench:
 	$(PYTHON) bench/prune_speed.py
+	$(PYTHON) bench/prune_speed.py --ir legacy
 	$(PYTHON) bench/sensitivity_speed.py

@@ -2,11 +2,9 @@
 import difflib
 import numbers
 
-import numpy as np
-
 from ..core import plan as planning
-from ..core.apply_static import apply_program, apply_scope, extend_to_training, new_shapes, prune_startup, scope_changes
 from ..core import tensors
+from ..core.apply_static import apply_program, apply_scope, extend_to_training, new_shapes, prune_startup, scope_changes
 from ..core.criteria import get_criterion
 from ..core.errors import PruneError
 from ..core.graph import clone, view_of
