@@ -10,6 +10,7 @@ the cost grows linearly with the number of ops.
     python bench/prune_speed.py [--ir pir|legacy] [--repeat 3]
 """
 import argparse
+import os
 import contextlib
 import time
 
@@ -42,6 +43,7 @@ def main():
     from ppprune.core.groups import CONV_TYPES
     from ppprune.prune import Pruner
 
+    load = os.getloadavg()
     guard = paddle.pir_utils.OldIrGuard() if args.ir == "legacy" else contextlib.nullcontext()
     rows = []
     with guard:
@@ -66,7 +68,7 @@ def main():
             removed = sum(len(e["pruned"]) for e in pruner.plan.entries)
             mbytes = sum(np.array(scope.find_var(n).get_tensor()).nbytes for n in pruner.plan.tensors) / 2**20
             rows.append((name, n_ops, len(convs), removed, min(times), np.median(times), min(graph_times), mbytes))
-    print(f"ir={args.ir}")
+    print(f"ir={args.ir}  load average before: {load[0]:.2f}  after: {os.getloadavg()[0]:.2f} (another job on the 2 cores slows every row)")
     print(f"{'model':<14}{'ops':>6}{'convs':>7}{'removed ch':>12}{'best s':>9}{'median s':>10}{'vs PaddleSlim':>15}"
           f"{'graph ms/op':>13}{'tensor MB':>11}{'tensor ms/MB':>14}")
     for name, n_ops, n_convs, removed, best, median, graph, mbytes in rows:
