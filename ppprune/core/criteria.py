@@ -1,8 +1,8 @@
 """Criteria: a score per master channel; lower scores are pruned first.
 
 Each criterion is `fn(group, read) -> np.ndarray[size]` where `read(name)` returns a tensor of the scope
-as a read-only numpy view (no copy; valid while the scope is unchanged, so return new arrays). Criteria look only at the master weight, except `bn_scale` which reads the batch norm that
-follows it.
+as a read-only numpy view (no copy, valid while the scope is unchanged: return new arrays). Criteria look
+only at the master weight, except `bn_scale` which reads the batch norm that follows it.
 """
 import numpy as np
 

@@ -23,7 +23,8 @@ class _DLPack:
 
 def read(tensor):
     """The tensor's values as numpy: a read-only view of a CPU tensor's memory, else a copy. A view is valid
-    only until the tensor is next `set` (Paddle frees the old memory then): use it before, or copy it."""
+    only until the tensor is next `set` (Paddle then overwrites that memory in place, or frees it): use it
+    before, or copy it."""
     if tensor._place().is_cpu_place():
         try:
             return np.from_dlpack(_DLPack(tensor))
