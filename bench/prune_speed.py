@@ -10,8 +10,8 @@ the cost grows linearly with the number of ops.
     python bench/prune_speed.py [--ir pir|legacy] [--repeat 3]
 """
 import argparse
-import os
 import contextlib
+import os
 import time
 
 import numpy as np

@@ -110,14 +110,16 @@ def apply_scope(scope, changes, place=None, lazy=False, backup=True):
             continue
         tensor = var.get_tensor()
         if tensor._is_initialized():
-            jobs.append((name, tensor, tensors.read(tensor), axes))
+            arr = tensors.read(tensor)
+            kept = {} if lazy else {axis: _kept(arr.shape[axis], idx) for axis, idx in sorted(axes.items())}
+            shape = [len(kept[a]) if a in kept else n for a, n in enumerate(arr.shape)]
+            jobs.append((name, tensor, arr, axes, kept, shape))
     # The new arrays live in one arena: one allocation instead of one per tensor, which on large models
     # costs more in fresh-page faults than the copying itself.
-    sizes = [_aligned(arr.nbytes if lazy else _pruned_nbytes(arr, axes)) for _, _, arr, axes in jobs]
+    sizes = [-(-int(np.prod(shape)) * arr.itemsize // 64) * 64 for _, _, arr, _, _, shape in jobs]
     arena, offset, scratch = np.empty(sum(sizes), np.uint8), 0, (_Scratch(), _Scratch())
     originals, updates = {}, []
-    for (name, tensor, arr, axes), size in zip(jobs, sizes):
-        shape = list(arr.shape) if lazy else _pruned_shape(arr.shape, axes)
+    for (name, tensor, arr, axes, kept, shape), size in zip(jobs, sizes):
         out = arena[offset:offset + size][:int(np.prod(shape)) * arr.itemsize].view(arr.dtype).reshape(shape)
         offset += size
         if lazy:
@@ -127,7 +129,7 @@ def apply_scope(scope, changes, place=None, lazy=False, backup=True):
                 index[axis] = idx
                 out[tuple(index)] = 0
         else:
-            _take_kept(arr, axes, out, scratch)
+            _take(arr, kept, out, scratch)
         if backup:
             originals[name] = tensors.owned(arr)
         updates.append((tensor, out))
@@ -136,16 +138,10 @@ def apply_scope(scope, changes, place=None, lazy=False, backup=True):
     return originals
 
 
-def _pruned_shape(shape, axes):
-    return [n - len(np.unique(axes[a])) if a in axes else n for a, n in enumerate(shape)]
-
-
-def _pruned_nbytes(arr, axes):
-    return int(np.prod(_pruned_shape(arr.shape, axes))) * arr.itemsize
-
-
-def _aligned(nbytes):
-    return -(-nbytes // 64) * 64
+def _kept(n, removed):
+    keep = np.ones(n, bool)
+    keep[removed] = False
+    return np.flatnonzero(keep)
 
 
 class _Scratch:
@@ -161,16 +157,12 @@ class _Scratch:
         return self.buf[:nbytes].view(dtype).reshape(shape)
 
 
-def _take_kept(arr, axes, out, scratch):
-    """Write `arr` without the indices `axes` ({axis: indices}) removes into `out`, through the two
-    `scratch` buffers when several axes lose indices."""
+def _take(arr, kept, out, scratch):
+    """Write `arr` reduced to the `kept` indices ({axis: indices}) into `out`, through the two `scratch`
+    buffers when several axes lose indices."""
     src = arr
-    items = sorted(axes.items())
-    for i, (axis, idx) in enumerate(items):
-        keep = np.ones(src.shape[axis], bool)
-        keep[idx] = False
-        keep = np.flatnonzero(keep)
-        if i == len(items) - 1:
+    for i, (axis, keep) in enumerate(kept.items()):
+        if i == len(kept) - 1:
             dst = out
         else:
             shape = list(src.shape)
