@@ -52,6 +52,8 @@ def train_loop(spec, exe, scope, loader, max_iters, start_iter=0, on_iter=None):
     if sched is not None:
         sched.step(start_iter)
     loss, speed = float("nan"), None
+    world = distributed.ranks().world
+    seen, busy = 0, 0.0  # images and seconds of the steps after the first (which builds the program)
     bar = tqdm(total=max_iters, initial=start_iter, desc="train", dynamic_ncols=True, disable=not distributed.is_main())
     batches = _batches(loader, start_iter)
     for it in range(start_iter, max_iters):
@@ -64,13 +66,19 @@ def train_loop(spec, exe, scope, loader, max_iters, start_iter=0, on_iter=None):
                                      "or lengthen the warmup")
         if sched is not None:
             sched.step()
-        rate = len(batch["image"]) * distributed.ranks().world / (time.perf_counter() - tic)  # all ranks' images
+        step = time.perf_counter() - tic
+        rate = len(batch["image"]) * world / step  # the images of all ranks
+        if it > start_iter:
+            seen, busy = seen + len(batch["image"]) * world, busy + step
         speed = rate if speed is None else 0.9 * speed + 0.1 * rate  # smoothed: single steps are noisy
         bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", img_s=f"{speed:.1f}", refresh=False)
         bar.update(1)
         if on_iter is not None:
             on_iter(it + 1, loss)
     bar.close()
+    if busy and distributed.is_main():
+        print(f"throughput: {seen / busy:.1f} images/s over iterations {start_iter + 2}-{max_iters} "
+              f"({world} rank{'s' * (world > 1)}, data loading included)")
     return loss
 
 
