@@ -133,6 +133,28 @@ EvalReader:
     return {"tmp": tmp, "cfg": str(cfg), "base": str(tmp / "base" / "tiny" / "model_final"), "traced": str(traced)}
 
 
+@pytest.mark.parametrize("n,drop_last", [(12, False), (11, False), (11, True)])
+def test_rank_shards_make_up_the_global_batches(n, drop_last):
+    from ppprune.data.loader import _BatchSampler
+
+    one = _BatchSampler(n, 6, True, drop_last, seed=5)
+    ranks = [_BatchSampler(n, 2, True, drop_last, seed=5, rank=r, world=3) for r in range(3)]
+    for epoch in (0, 1):
+        for s in [one] + ranks:
+            s.epoch = epoch
+        shards = [list(s) for s in ranks]
+        assert len({len(b) for b in shards}) == 1 and len(shards[0]) == len(one)  # no rank runs out first
+        for g, batch in enumerate(one):
+            got = sum((shard[g] for shard in shards), [])
+            assert len({len(shard[g]) for shard in shards}) == 1
+            assert got[:len(batch)] == batch  # the ranks see one process's global batch (the last one padded)
+    orders = []
+    for epoch in (0, 1):
+        one.epoch = epoch
+        orders.append(list(one))
+    assert orders[0] != orders[1]  # each epoch its own order
+
+
 def load(prefix):
     with open(prefix + ".pdparams", "rb") as f:
         return pickle.load(f)
