@@ -24,7 +24,7 @@ import paddle
 
 from .place import get_place
 
-TIMEOUT_ENV = "PPPRUNE_COLLECTIVE_TIMEOUT"  # seconds a rank waits at a barrier or an NCCL collective
+TIMEOUT_ENV = "PPPRUNE_COLLECTIVE_TIMEOUT"  # seconds a rank waits to join, at a barrier, in an NCCL collective
 DEFAULT_TIMEOUT = 1800
 
 
@@ -62,10 +62,6 @@ def is_main():
     return ranks().is_main
 
 
-def _backend(use_cuda):
-    return "nccl" if use_cuda else "gloo"
-
-
 def _check_devices(r, use_cuda):
     have = paddle.device.cuda.device_count() if use_cuda else (os.cpu_count() or 1)
     what = "visible GPUs" if use_cuda else "CPU cores"
@@ -79,7 +75,11 @@ def setup(use_gpu):
     """The place for this rank; under a launch also joins the process group (gloo on CPU, NCCL on GPU)
     and prints how the run is parallelised. Call once per process, before building programs."""
     r = ranks()
-    place = get_place(use_gpu) if r.rank == 0 or not r.parallel else _quiet_place(use_gpu)
+    timeout = int(os.environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT))
+    if r.parallel:  # read when paddle first builds its parallel environment
+        os.environ.setdefault("PADDLE_PG_TIMEOUT", str(timeout * 1000))  # NCCL process groups, milliseconds
+        os.environ.setdefault("FLAGS_stop_check_timeout", str(timeout))  # TCP store: ranks joining the group
+    place = get_place(use_gpu)
     if not r.parallel:
         print("data-parallel: no (1 process); start with `python -m paddle.distributed.launch` for more")
         return place
@@ -89,9 +89,6 @@ def setup(use_gpu):
         raise DistributedError(
             "data-parallel training on CPU needs the PIR program format (the default): Paddle 3.3.1 has no CPU "
             "kernel for the legacy-IR all_reduce op. Unset FLAGS_enable_pir_api=0, or run one process.")
-    timeout = int(os.environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT))
-    os.environ.setdefault("PADDLE_PG_TIMEOUT", str(timeout * 1000))  # NCCL process groups, milliseconds
-    os.environ.setdefault("FLAGS_stop_check_timeout", str(timeout))  # TCP store: ranks joining the group
     static = not paddle.in_dynamic_mode()
     paddle.disable_static()  # the process group is created in dynamic mode only
     try:
@@ -99,18 +96,9 @@ def setup(use_gpu):
     finally:
         if static:
             paddle.enable_static()
-    print(f"data-parallel: {r.world} ranks, {_backend(use_cuda)} ({r.nnodes} machine{'s' * (r.nnodes > 1)}, "
-          f"{r.local_world} here); this is rank {r.rank}; batch_size is per rank; collective timeout {timeout} s")
+    print(f"data-parallel: {r.world} ranks, {'nccl' if use_cuda else 'gloo'} ({r.nnodes} machine{'s' * (r.nnodes > 1)}, "
+          f"{r.local_world} here); this is rank {r.rank}; batch_size is per rank; timeout {timeout} s")
     return place
-
-
-def _quiet_place(use_gpu):
-    """get_place without its warnings: rank 0 already printed them once."""
-    import contextlib
-    import io
-
-    with contextlib.redirect_stdout(io.StringIO()):
-        return get_place(use_gpu)
 
 
 def minimize(optimizer, loss):
