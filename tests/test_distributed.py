@@ -205,7 +205,7 @@ def test_resume_under_launch_continues_identically(work, trained):
                         load(str(work["tmp"] / "dp" / "tiny" / "model_final")), rtol=1e-6, atol=1e-7)
 
 
-def test_prune_and_finetune_under_launch(work):
+def test_prune_finetune_and_resume_under_launch(work):
     out = work["tmp"] / "pruned"
     run = Launch(work, "prune", "prune.py", "-c", work["cfg"], "-o", f"weights={work['base']}", f"save_dir={out}",
                  "max_iters=2", "--pruned_params", PARAMS, "--pruned_ratios", "0.2,0.3,0.4")
@@ -219,6 +219,12 @@ def test_prune_and_finetune_under_launch(work):
     code, text = run_tool("eval.py", "-c", work["cfg"], "-o", f"weights={final}", "YOLOv3Head.conf_thresh=0.0")
     assert code == 0, text
     assert "mAP" in text
+    resumed = work["tmp"] / "pruned_resumed"
+    run = Launch(work, "prune_resumed", "prune.py", "-c", work["cfg"], "-r", str(out / "tiny_pruned" / "2"),
+                 "-o", f"save_dir={resumed}", "max_iters=4")
+    assert run.code == 0, run.explain()
+    again = load(str(resumed / "tiny_pruned" / "model_final"))
+    assert {n: a.shape for n, a in again.items()} == {n: a.shape for n, a in weights.items()}
 
 
 def test_ranks_that_prune_differently_stop_with_a_clear_error(work):

@@ -33,6 +33,8 @@ def main(argv=None):
     from ..prune import Pruner
     from ..prune.report import format_report, prunable_params
 
+    from .eval import resize_scope
+
     cfg = load_config(args.config, args.opt)
     paddle.enable_static()
     if args.print_params:
@@ -64,6 +66,7 @@ def main(argv=None):
     if resumed_plan is not None:
         common.check_against_plan(resumed_plan, params, ratios)
         train, _, _ = pruner.apply_plan(programs.train.program, scope, resumed_plan, place=place, only_graph=True)
+        resize_scope(scope, resumed_plan, place)  # the checkpoint is checked against the pruned shapes
     else:
         ratios = _round_ratios(programs.train.program, params, ratios, args.round_to)
         train, _, _ = pruner.prune(programs.train.program, scope, params, ratios, place=place)
