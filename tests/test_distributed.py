@@ -278,3 +278,11 @@ def test_more_ranks_than_cores_is_refused(work):
                  nproc=cores + 1)
     assert run.code != 0
     assert f"launched {cores + 1} ranks on this machine but it has {cores} CPU cores" in run.logs[0], run.explain()
+
+
+def test_legacy_ir_data_parallel_on_cpu_is_refused(work):
+    run = Launch(work, "legacy", "train.py", "-c", work["cfg"], "-o", f"save_dir={work['tmp'] / 'legacy'}",
+                 FLAGS_enable_pir_api="0")
+    assert run.code != 0
+    assert "error: data-parallel training on CPU needs the PIR program format" in run.logs[0], run.explain()
+    assert not os.path.exists(work["tmp"] / "legacy" / "tiny" / "config.yml")
