@@ -139,6 +139,7 @@ def broadcast_scope(scope, names, place):
     (random initialisers draw differently per process)."""
     if not ranks().parallel:
         return
+    barrier()  # gloo gives up after 30 s: meet on the store first, whatever each rank did before
     with _Dygraph():
         for name in names:
             tensor = scope.find_var(name).get_tensor()
@@ -152,6 +153,7 @@ def gather(obj):
     if not ranks().parallel:
         return [obj]
     out = []
+    barrier()
     with _Dygraph():
         paddle.distributed.all_gather_object(out, obj)
     return out

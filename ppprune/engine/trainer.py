@@ -56,6 +56,7 @@ def train_loop(spec, exe, scope, loader, max_iters, start_iter=0, on_iter=None):
     seen, busy = 0, 0.0  # images and seconds of the steps after the first (which builds the program)
     bar = tqdm(total=max_iters, initial=start_iter, desc="train", dynamic_ncols=True, disable=not distributed.is_main())
     batches = _batches(loader, start_iter)
+    distributed.barrier()  # ranks start stepping together (a gloo all-reduce waits only 30 s)
     for it in range(start_iter, max_iters):
         tic = time.perf_counter()
         batch = next(batches)
