@@ -101,55 +101,80 @@ def scores(members, size, criterion, read):
     return total / seen
 
 
-def quotas(m):
-    """(low, target, high) channels member `m` may lose at its ratio: default_idx_selector's count of its
-    atoms, with the rounding either way allowed (a concat of two 8-channel convs at 0.3 loses 2 + 2, not the
-    5 a 16-channel conv alone would)."""
+def quotas(m, keep_one=True):
+    """(low, target, high) atoms member `m` may lose at its ratio: default_idx_selector's count, with the
+    rounding either way allowed (a concat of two 8-channel convs at 0.3 loses 2 + 2, not the 5 a 16-channel
+    conv alone would); `keep_one` keeps at least one atom, as the selector does."""
     atoms = len(m.group.atoms())
-    width = m.group.size // atoms
     exact = atoms * m.ratio
-    return tuple(width * min(c, atoms - 1) for c in (int(np.floor(exact)), int(round(exact)), int(np.ceil(exact))))
+    most = atoms - 1 if keep_one else atoms
+    return tuple(min(c, most) for c in (int(np.floor(exact)), int(round(exact)), int(np.ceil(exact))))
 
 
-def select_quota(group, members, score):
-    """Merged channels to prune: lowest score first, each member held to its quota. PruneError if the
-    members' ratios contradict each other."""
+def _member_atoms(m, atom_of, n):
+    """How many of member `m`'s own atoms each merged atom holds (merged atoms are unions of them)."""
+    firsts = np.array([a[0] for a in m.group.atoms()])
+    return np.bincount(atom_of[m.classes[firsts]], minlength=n)
+
+
+def select_quota(view, group, members, score, keep_tensors=True):
+    """Merged channels to prune: lowest score first, each member held to its quota and (`keep_tensors`)
+    no coupled tensor emptied: a concat input or split piece that sees only some merged channels keeps
+    one, even if a member then loses fewer than its ratio asks (as a single group does)."""
     atoms = group.atoms()
     atom_of = np.empty(group.size, dtype=np.int64)
     for i, atom in enumerate(atoms):
         atom_of[atom] = i
-    adds = np.zeros((len(atoms), len(members)), dtype=np.int64)  # channels each atom takes from each member
-    for j, m in enumerate(members):
-        np.add.at(adds[:, j], atom_of[m.classes], 1)
-    low, target, high = (np.array(q) for q in zip(*(quotas(m) for m in members)))
+    columns = [_member_atoms(m, atom_of, len(atoms)) for m in members]
+    bounds = [quotas(m, keep_tensors) for m in members]
+    for key, axis in group.partial_nodes() if keep_tensors else ():
+        ch, shape = group.nodes[(key, axis)], view.shape(key)
+        local, first = np.unique(ch.local, return_index=True)
+        if shape and 0 < shape[axis] <= len(local):  # every index of the tensor follows a merged channel
+            columns.append(np.bincount(atom_of[ch.master[first]], minlength=len(atoms)))
+            bounds.append((0, shape[axis] - 1, shape[axis] - 1))
+    adds = np.stack(columns, axis=1)  # what each atom takes from each member (atoms) and tensor (indices)
+    low, target, high = (np.array(q) for q in zip(*bounds))
     first = np.array([a[0] for a in atoms])
     atom_scores = np.array([score[a].mean() for a in atoms])
     order = np.lexsort((first, atom_scores))
-    taken = np.zeros(len(members), dtype=np.int64)
+    taken = np.zeros(len(bounds), dtype=np.int64)
     chosen = np.zeros(len(atoms), dtype=bool)
-    for cap, needy in ((target, False), (high, True)):
-        for i in order:
-            if chosen[i] or (needy and not (adds[i] * (taken < low)).any()):
-                continue
-            if (taken + adds[i] <= cap).all():
-                chosen[i] = True
-                taken += adds[i]
-        if (taken >= low).all():
-            break
+    # Smallest members first: a conv whose channels are part of a wider one's fills its own quota before
+    # the wider one tops up from what is left (laminar CSP families always succeed this way). Then, for
+    # members still short, rounding the other way is allowed.
+    by_size = sorted(range(len(members)), key=lambda j: (len(members[j].group.atoms()), j))
+    for cap, goal in ((target, target), (high, low)):
+        for j in by_size:
+            for i in order:
+                if taken[j] >= goal[j]:
+                    break
+                if not chosen[i] and adds[i, j] and (taken + adds[i] <= cap).all():
+                    chosen[i] = True
+                    taken += adds[i]
     return np.sort(np.concatenate([atoms[i] for i in np.flatnonzero(chosen)] or [np.zeros(0, np.int64)]))
 
 
-def check_quota(members, pruned, size):
-    """Refuse a selection that leaves some member outside its quota, naming what each member would lose."""
-    mask = np.zeros(size, dtype=bool)
-    mask[pruned] = True
-    lost = [int(mask[m.classes].sum()) for m in members]
-    bounds = [quotas(m) for m in members]
+def check_quota(group, members, pruned):
+    """Refuse a selection (made with `keep_tensors=False`: emptied tensors are not the ratios' fault) that
+    leaves some member outside its quota, naming what each member would lose."""
+    atoms = group.atoms()
+    atom_of = np.empty(group.size, dtype=np.int64)
+    for i, atom in enumerate(atoms):
+        atom_of[atom] = i
+    hit = np.zeros(len(atoms), dtype=bool)
+    hit[atom_of[pruned]] = True
+    lost = [int(_member_atoms(m, atom_of, len(atoms))[hit].sum()) for m in members]
+    bounds = [quotas(m, keep_one=False) for m in members]
     if all(lo <= n <= hi for n, (lo, _, hi) in zip(lost, bounds)):
         return
-    detail = "; ".join(
-        f"'{m.param}' asks {m.ratio:g} ({t} of {m.group.size} channels) and would lose {n} (ratio {n / m.group.size:.3g})"
-        for m, n, (_, t, _) in zip(members, lost, bounds))
+
+    def unit(m):
+        n = len(m.group.atoms())
+        return f"{n} channels" if n == m.group.size else f"{n} channel groups"
+
+    detail = "; ".join(f"'{m.param}' asks {m.ratio:g} ({t} of {unit(m)}) and would lose {n} (ratio {n / len(m.group.atoms()):.3g})"
+                       for m, n, (_, t, _) in zip(members, lost, bounds))
     raise PruneError(
         f"{', '.join(repr(m.param) for m in members)} share channels (e.g. through a concat feeding an add) and "
         f"are pruned as one group, but their ratios contradict each other: {detail}. Give each the ratio it "

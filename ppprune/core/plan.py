@@ -192,9 +192,9 @@ def choose(view, group, members, read, criterion, selector):
         return _keep_every_tensor(view, group, selector(score, ratio, group.atoms()), score)
     score = merged_scores(members, group.size, criterion, read)
     if selector is default_idx_selector:
-        pruned = _keep_every_tensor(view, group, select_quota(group, members, score), score)
-        check_quota(members, pruned, group.size)
-        return pruned
+        # Ratios that contradict each other are refused; a tensor that must keep a channel only takes less.
+        check_quota(group, members, select_quota(view, group, members, score, keep_tensors=False))
+        return select_quota(view, group, members, score)
     ratios = sorted({m.ratio for m in members})
     if len(ratios) > 1:
         raise PruneError(
