@@ -140,24 +140,26 @@ class _Claims:
 
 class Listing:
     """The listed conv weights of one plan as units: a unit is one member's group, or the merged group of
-    members whose groups overlap (see merged.py). Weights whose group is a member's own are folded in."""
+    members whose groups overlap (see merged.py). Weights whose group is a member's own are folded in,
+    unless `fold=False` (sensitivity measures each of those with its own scores, as PaddleSlim does)."""
 
-    def __init__(self, view):
-        self.view = view
+    def __init__(self, view, fold=True):
+        self.view, self.fold = view, fold
         self.claims = _Claims()
         self._root = []
         self.skipped = []  # dicts: param, reason
 
-    def add(self, param, ratio):
-        index = self.claims.owning(self.view, param)
+    def add(self, param, ratio, group=None):
+        """List `param` at `ratio` (`group`: its walk, if already done)."""
+        index = self.claims.owning(self.view, param) if self.fold and group is None else None
         if index is not None:
             return self.claims.same(index, ratio, param)
-        group = discover(self.view, param)
+        group = group or discover(self.view, param)
         if group.outputs:
             self.skipped.append({"param": param, "reason": "its channels reach a network output; pruning it would change the output shape"})
             return
         owners, index = self.claims.overlaps(group)
-        if index is not None:
+        if index is not None and self.fold:
             return self.claims.same(index, ratio, param)
         index = self.claims.add(Member(param, ratio, group))
         self._root.append(index)
@@ -175,11 +177,16 @@ class Listing:
         return self.claims.members
 
     def units(self):
-        """[(group, members)] in order of each unit's first member; merged groups are built here."""
+        """[members] of each unit, in order of their first member (`unit_group` gives its group)."""
         by_root = {}
         for i, m in enumerate(self.members):
             by_root.setdefault(self._find(i), []).append(m)
-        return [(ms[0].group if len(ms) == 1 else merge(ms), ms) for ms in by_root.values()]
+        return list(by_root.values())
+
+
+def unit_group(members):
+    """The group a unit of `Listing.units` prunes: its member's, or their merged one."""
+    return members[0].group if len(members) == 1 else merge(members)
 
 
 def choose(view, group, members, read, criterion, selector):
@@ -231,7 +238,8 @@ def build(view, read, params, ratios, criterion, selector, fixed=None):
         listing.add(param, ratio)
     plan.skipped = listing.skipped
     chosen = {}
-    for group, members in listing.units():
+    for members in listing.units():
+        group = unit_group(members)
         if fixed is not None:
             pruned = _fixed(group, members, fixed)
         else:
