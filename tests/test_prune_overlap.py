@@ -150,7 +150,7 @@ def _sensitivities(view_program):
 
 
 COARSE = {"mobilenet_block": 0.06, "transposed": 0.06}
-ALL = sorted(nets.ARCHITECTURES) + ["resnet18", "mobilenet_v2"]
+ALL = sorted(nets.ARCHITECTURES) + ["mobilenet_v1", "mobilenet_v2", "resnet18", "vgg11"]
 
 
 def _net(arch):
