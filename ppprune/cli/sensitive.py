@@ -79,10 +79,13 @@ def _analyse(cfg, args, out, spec, exe, scope, place):
     from ..prune import sensitivity
     from ..prune.report import prunable_params
 
-    params = common.split_list(args.pruned_params) or [r["name"] for r in prunable_params(spec.program)[0]]
+    # a merged group (convs sharing channels through a concat + add) is measured once: keep it in one shard
+    units = [[n] for n in common.split_list(args.pruned_params)] or [
+        [r["name"]] + r.get("merged", []) for r in prunable_params(spec.program)[0]]
     suffix = ""
     if args.shard:
-        params, suffix = _shard(params, args.shard)
+        units, suffix = _shard(units, args.shard)
+    params = [n for unit in units for n in unit]
     ratios = [float(r) for r in common.split_list(args.pruned_ratios)] or None
     if ratios and not all(0 < r < 1 for r in ratios):
         raise common.UsageError("--pruned_ratios for sensitivity must lie in (0, 1)")
