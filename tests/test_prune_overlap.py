@@ -139,6 +139,22 @@ def test_sensitivity_measures_a_merged_group_once(ir):
     assert sens["s_weights"][0.5] == pytest.approx(loss, rel=1e-6)
 
 
+def gated(x):
+    """PicoHead's broadcast multiply: [N, 8, H, W] * hardsigmoid(a 1-channel conv with bias)."""
+    body = nets.conv(x, 3, 8, "body")
+    gate = nets.conv(body, 8, 1, "gate", k=1, bias=True, bn=False, act="hardsigmoid")
+    return nets.head(nets.conv(body * gate, 8, 4, "tail"), 4, 8)
+
+
+@pytest.mark.parametrize("ir", IRS)
+def test_a_broadcast_operand_loses_nothing(ir):
+    pruner = oracle.check(gated, [3, 8, 8], ["body_weights", "gate_weights"], [0.5, 0.5], ir)
+    assert {e["param"]: len(e["pruned"]) for e in pruner.plan.entries} == {"body_weights": 4, "gate_weights": 0}
+    with oracle.ir_guard(ir):
+        rows = {r["name"]: r for r in prunable_params(oracle.build(gated, [3, 8, 8])[0])[0]}
+    assert rows["gate_weights"]["coupled"] == [] and "gate_weights[1]" in rows["body_weights"]["coupled"]
+
+
 def _sensitivities(view_program):
     from ppprune.core.graph import view_of
     from ppprune.core.groups import discover

@@ -199,10 +199,10 @@ def elementwise(walk, op, key, axis, ch):
         return rank - r
 
     out_axis = axis + offset(key) if key != out else axis
-    if key != out and walk.shape(key)[axis] == 1 and walk.shape(out)[out_axis] != 1:
+    width = walk.shape(out)[out_axis]
+    if key != out and walk.shape(key)[axis] == 1 and width != 1:
         return  # a size-1 operand broadcast over the channels ([N, 1, H, W] * [N, C, H, W]): it loses nothing
     members = [(out, out_axis, "flow", None)]
-    width = walk.shape(out)[out_axis]
     for k in (x, y):
         a = out_axis - offset(k)
         shape = walk.shape(k)
