@@ -6,9 +6,10 @@ one group. `merge` builds it: a master channel of one member and a master channe
 merged channel when they reach the same (tensor, axis, index), so every coupled index follows exactly one
 merged channel and pruning a set of merged channels is a filter again (`Group.removal`).
 
-Selection is done once over the union. Each member keeps its own ratio as a count of its own channels;
-`select_quota` takes merged channels lowest score first while no member exceeds its count, and refuses
-ratios whose counts cannot all hold (saying what each member would lose instead).
+Selection is done once over the union. Each member keeps its own ratio as a count of its own channels
+(`quotas`); `select_quota` takes merged channels lowest score first, smallest members first, while no
+member exceeds its count; `check_quota` refuses ratios whose counts cannot all hold, saying what each
+member asks and would lose.
 """
 from collections import defaultdict
 
