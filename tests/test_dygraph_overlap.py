@@ -8,6 +8,7 @@ import pytest
 
 import nets
 from ppprune.analysis import dygraph_flops
+from ppprune.core.plan import Listing
 from ppprune.dygraph import L1NormFilterPruner
 from test_dygraph import MODELS, SHAPE, assert_attrs_true, assert_same, make, run_inference, snapshot
 
@@ -58,3 +59,30 @@ def test_sensitive_prune_reaches_half_the_flops(name, tmp_path):
     assert dygraph_flops(model, SHAPE) == pytest.approx(flops * (1 - plan.pruned_flops))
     assert model(paddle.rand([1] + SHAPE[1:])).shape[0] == 1
     assert_attrs_true(model)
+
+
+def test_sensitive_measures_merged_convs_once(tmp_path):
+    model = make(nets.CSPResPAN)
+    x = paddle.to_tensor(np.random.RandomState(0).rand(2, *SHAPE[1:]).astype("float32"))
+    calls = []
+
+    def eval_func():
+        calls.append(1)
+        return float(model(x).abs().sum())
+
+    pruner = L1NormFilterPruner(model, SHAPE)
+    targets = pruner._sensitive_targets()
+    sens = pruner.sensitive(eval_func, str(tmp_path / "sen.pickle"), ratios=[0.5])
+    listing = Listing(pruner._current()[0].view, fold=False)
+    for p in targets:
+        listing.add(p, 0.5)
+    down = model.stage1.down.conv.weight.name
+    stage1 = [m.param for m in next(u for u in listing.units() if u[0].param == down)]
+    assert model.stage1.conv1.conv.weight.name in stage1 and model.stage1.attn.fc.weight.name in stage1
+    assert len({sens[p][0.5] for p in stage1}) == 1  # one measurement for the merged group
+    assert len(calls) - 1 < len(targets)  # fewer evaluations than convs (baseline aside)
+    before = eval_func()
+    lazy = pruner.prune_vars({p: 0.5 for p in stage1}, apply="lazy")  # what that measurement zeroed
+    loss = (before - eval_func()) / before
+    lazy.restore(model)
+    assert sens[stage1[0]][0.5] == pytest.approx(loss, rel=1e-5)

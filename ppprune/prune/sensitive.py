@@ -99,13 +99,17 @@ def _trials(view, read, params, ratios, store, criterion, selector):
                 scores, atoms = criterion(m.group, read), m.group.atoms()
                 trials += _unit_trials(view, store, ratios, [m.param], m.group,
                                        lambda r, s=scores, a=atoms: selector(s, r, a))
-        else:
-            group = planning.unit_group(members)
+        else:  # planned as Pruner.prune plans them: convs sharing one group exactly folded into the first
+            folded = planning.Listing(view)
+            for m in members:
+                folded.add(m.param, 0.0, m.group)
+            unit = [m for u in folded.units() for m in u]
+            group = planning.unit_group(unit)
 
-            def select(ratio, group=group, members=members):
-                for m in members:
+            def select(ratio, group=group, unit=unit):
+                for m in unit:
                     m.ratio = ratio
-                return planning.choose(view, group, members, read, criterion, selector)
+                return planning.choose(view, group, unit, read, criterion, selector)
 
             trials += _unit_trials(view, store, ratios, [m.param for m in members], group, select)
     return trials
