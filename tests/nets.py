@@ -188,3 +188,157 @@ def vision_model(name):
         return model(x)
 
     return net, [3, 32, 32]
+
+
+# -- Layers (static and dygraph): today's detectors in miniature ------------------------------------
+
+
+class ConvBN(nn.Layer):
+    """conv + BN (running statistics) + activation, as PaddleDetection's ConvBNLayer."""
+
+    def __init__(self, cin, cout, k=3, stride=1, groups=1, act="swish"):
+        super().__init__()
+        self.conv = nn.Conv2D(cin, cout, k, stride=stride, padding=k // 2, groups=groups, bias_attr=False)
+        self.bn = nn.BatchNorm2D(cout, use_global_stats=True)
+        self.act = _ACTS[act]() if act else None
+
+    def forward(self, x):
+        y = self.bn(self.conv(x))
+        return self.act(y) if self.act else y
+
+
+class ESE(nn.Layer):
+    """PP-YOLOE's effective SE: one 1x1 conv on the channel means, a hard-sigmoid gate."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.fc = nn.Conv2D(c, c, 1)
+        self.gate = nn.Hardsigmoid()
+
+    def forward(self, x):
+        return x * self.gate(self.fc(x.mean((2, 3), keepdim=True)))
+
+
+class CSPResStage(nn.Layer):
+    """CSPResNet stage: a strided conv, two 1x1 halves (one through a residual block), concat, ESE, 1x1.
+    The concat also feeds an add with the strided conv's output: that conv's channels are the halves'."""
+
+    def __init__(self, cin, cout, cmid):
+        super().__init__()
+        self.down = ConvBN(cin, cmid, 3, stride=2)
+        self.conv1 = ConvBN(cmid, cmid // 2, 1)
+        self.conv2 = ConvBN(cmid, cmid // 2, 1)
+        self.block_a = ConvBN(cmid // 2, cmid // 2, 3)
+        self.block_b = ConvBN(cmid // 2, cmid // 2, 3, act=None)
+        self.attn = ESE(cmid)
+        self.conv3 = ConvBN(cmid, cout, 1)
+
+    def forward(self, x):
+        x = self.down(x)
+        y2 = self.conv2(x)
+        y2 = y2 + self.block_b(self.block_a(y2))
+        y = paddle.concat([self.conv1(x), y2], axis=1) + x
+        return self.conv3(self.attn(y))
+
+
+class CSPResPAN(nn.Layer):
+    """Two CSPResNet stages and a CSP-PAN neck (input 3x32x32): top-down, a concat feeding an add with a
+    1x1 conv; bottom-up, two concats of differently split branches added to each other (4+12 vs 8+8)."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = ConvBN(3, 16, 3, stride=2)
+        self.stage1 = CSPResStage(16, 16, 16)
+        self.stage2 = CSPResStage(16, 24, 16)
+        self.lat1, self.lat2 = ConvBN(16, 8, 1), ConvBN(24, 8, 1)
+        self.td_a, self.td_b1, self.td_b2 = ConvBN(16, 8, 1), ConvBN(16, 8, 1), ConvBN(8, 8, 3)
+        self.td_short = ConvBN(16, 16, 1, act=None)
+        self.bu_down = ConvBN(16, 8, 3, stride=2)
+        self.bu_x, self.bu_y = ConvBN(24, 4, 1), ConvBN(24, 12, 1)
+        self.bu_out = ConvBN(16, 16, 3)
+        self.head1, self.head2 = ConvBN(16, 6, 1), ConvBN(16, 6, 1)
+        self.fc = nn.Linear(12 * 16, 10)
+
+    def forward(self, x):
+        c1 = self.stage1(self.stem(x))  # 16 @ 8x8
+        c2 = self.stage2(c1)  # 24 @ 4x4
+        l2 = self.lat2(c2)
+        p1 = paddle.concat([F.interpolate(l2, scale_factor=2, mode="nearest"), self.lat1(c1)], axis=1)
+        m = paddle.concat([self.td_a(p1), self.td_b2(self.td_b1(p1))], axis=1) + self.td_short(p1)
+        p2 = paddle.concat([self.bu_down(m), l2], axis=1) + paddle.concat([self.bu_x(c2), self.bu_y(c2)], axis=1)
+        p2 = self.bu_out(p2)
+        y = paddle.concat([F.avg_pool2d(self.head1(m), 2), self.head2(p2)], axis=1)
+        return self.fc(paddle.flatten(y, 1))
+
+
+class DepthwiseSeparable(nn.Layer):
+    """LCNet's block: depthwise conv, optional SE (relu, hard-sigmoid), pointwise conv, hard-swish."""
+
+    def __init__(self, cin, cout, stride, se=False):
+        super().__init__()
+        self.dw = ConvBN(cin, cin, 3, stride=stride, groups=cin, act="hardswish")
+        self.se = se
+        if se:
+            self.squeeze, self.relu, self.excite, self.gate = nn.Conv2D(cin, cin // 4, 1), nn.ReLU(), nn.Conv2D(cin // 4, cin, 1), nn.Hardsigmoid()
+        self.pw = ConvBN(cin, cout, 1, act="hardswish")
+
+    def forward(self, x):
+        y = self.dw(x)
+        if self.se:
+            y = y * self.gate(self.excite(self.relu(self.squeeze(F.adaptive_avg_pool2d(y, 1)))))
+        return self.pw(y)
+
+
+class PicoLevel(nn.Layer):
+    """One level of a PicoHead: depthwise + pointwise features, a 1-channel alignment map that scales them
+    ([N, C, H, W] * [N, 1, H, W]) and the class scores, then class and box convs."""
+
+    def __init__(self, c, classes=4, reg=8):
+        super().__init__()
+        self.dw = ConvBN(c, c, 3, groups=c, act="hardswish")
+        self.pw = ConvBN(c, c, 1, act="hardswish")
+        self.align = nn.Conv2D(c, 1, 1)
+        self.gate = nn.Hardsigmoid()
+        self.cls = nn.Conv2D(c, classes, 1)
+        self.reg = nn.Conv2D(c, reg, 1)
+
+    def forward(self, x):
+        feat = self.pw(self.dw(x))
+        prob = self.gate(self.align(feat))
+        score = self.gate(self.cls(feat * prob)) * prob
+        return paddle.concat([paddle.flatten(score, 2), paddle.flatten(self.reg(feat), 2)], axis=1)
+
+
+class LCNetPico(nn.Layer):
+    """An LCNet-style backbone (input 3x32x32), a lateral-add neck and PicoHead-style levels."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = ConvBN(3, 8, 3, stride=2, act="hardswish")
+        self.b1 = DepthwiseSeparable(8, 16, 1)
+        self.b2 = DepthwiseSeparable(16, 24, 2)
+        self.b3 = DepthwiseSeparable(24, 32, 2, se=True)
+        self.n3, self.n4 = ConvBN(24, 16, 1, act=None), ConvBN(32, 16, 1, act=None)
+        self.level3, self.level4 = PicoLevel(16), PicoLevel(16)
+
+    def forward(self, x):
+        c3 = self.b2(self.b1(self.stem(x)))  # 24 @ 8x8
+        c4 = self.b3(c3)  # 32 @ 4x4
+        n4 = self.n4(c4)
+        n3 = self.n3(c3) + F.interpolate(n4, scale_factor=2, mode="nearest")
+        return paddle.concat([self.level3(n3), self.level4(n4)], axis=2)
+
+
+LAYERS = {"csp_res_pan": CSPResPAN, "lcnet_pico": LCNetPico}
+
+
+def _layer_net(cls):
+    def net(x):
+        model = cls()
+        model.eval()
+        return model(x)
+
+    return net
+
+
+ARCHITECTURES.update({name: (_layer_net(cls), [3, 32, 32]) for name, cls in LAYERS.items()})

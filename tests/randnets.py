@@ -24,7 +24,8 @@ class RandomNet:
         nodes = [(nets.conv(x, 3, 8, self._name("c")), 8)]
         used = set()
         for _ in range(self.steps):
-            op = self.rng.choice(["conv", "conv", "dw", "grouped", "add", "concat", "split", "se", "interp", "act"])
+            op = self.rng.choice(["conv", "conv", "dw", "grouped", "add", "concat", "split", "se", "interp", "act",
+                                  "csp", "gate"])
             i = self.rng.randint(len(nodes))
             t, c = nodes[i]
             new = getattr(self, "_" + op)(t, c, nodes)
@@ -82,3 +83,16 @@ class RandomNet:
 
     def _act(self, t, c, nodes):
         return [(nets._act(str(self.rng.choice(["swish", "hardsigmoid", "relu6", "mish"])))(t), c)]
+
+    def _csp(self, t, c, nodes):
+        """Two convs concatenated, added to a third conv as wide as both: their groups overlap."""
+        if c < 4:
+            return None
+        a = int(self.rng.randint(1, c))
+        halves = [nets.conv(t, c, a, self._name("ca"), k=1), nets.conv(t, c, c - a, self._name("cb"))]
+        return [(paddle.concat(halves, axis=1) + nets.conv(t, c, c, self._name("cs"), k=1, act=None), c)]
+
+    def _gate(self, t, c, nodes):
+        """A 1-channel map broadcast over the channels ([N, C, H, W] * [N, 1, H, W])."""
+        g = nets.conv(t, c, 1, self._name("gt"), k=1, bias=True, bn=False, act="hardsigmoid")
+        return [(t * g, c)]

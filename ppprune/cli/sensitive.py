@@ -96,13 +96,15 @@ def _analyse(cfg, args, out, spec, exe, scope, place):
     from ..prune import sensitivity
     from ..prune.sensitive import DEFAULT_RATIOS
 
-    params = _all_params(args, spec)
+    units = _units(args, spec)
     ratios = [float(r) for r in common.split_list(args.pruned_ratios)] or None
     if ratios and not all(0 < r < 1 for r in ratios):
         raise common.UsageError("--pruned_ratios for sensitivity must lie in (0, 1)")
-    suffix, total = "", len(params)
+    suffix, total = "", sum(len(unit) for unit in units)
     if args.shard:
-        params, suffix = _shard(params, args.shard)
+        units, suffix = _shard(units, args.shard)
+    params = [n for unit in units for n in unit]
+    if args.shard:
         per = len(ratios or DEFAULT_RATIOS)
         print(f"shard {args.shard}: {len(params) * per} of {total * per} evaluations ({len(params)} of {total} weights)")
     target = _shard_file(args, out, suffix) if distributed.ranks().parallel else \
@@ -119,10 +121,17 @@ def _analyse(cfg, args, out, spec, exe, scope, place):
     return sensitivity(spec.program, place, params, eval_func, sensitivities_file=target, pruned_ratios=ratios, scope=scope)
 
 
-def _all_params(args, spec):
+def _units(args, spec):
+    """The weights to analyse, as units a shard keeps whole: a merged group (convs sharing channels through
+    a concat + add) is measured once."""
     from ..prune.report import prunable_params
 
-    return common.split_list(args.pruned_params) or [r["name"] for r in prunable_params(spec.program)[0]]
+    return [[n] for n in common.split_list(args.pruned_params)] or [
+        [r["name"]] + r.get("merged", []) for r in prunable_params(spec.program)[0]]
+
+
+def _all_params(args, spec):
+    return [n for unit in _units(args, spec) for n in unit]
 
 
 def _target(args, out):

@@ -27,6 +27,7 @@ class Group:
         self._parent = np.arange(size)
         self._merged = False  # most groups never merge channels: keep atoms() cheap for them
         self._partial = None
+        self.aliased = False
 
     # -- what the walk found ----------------------------------------------------------------------
     def tagged(self, tag):
@@ -134,6 +135,8 @@ class _Walk:
             new = ch.minus(old)
             if not len(new):
                 return
+            if np.isin(new.local, old.local).any():
+                g.aliased = True  # one index now follows several masters (halves of a split added together)
             g.nodes[node] = old.union(new)
         if kind == "flow" or node not in g.kinds:
             g.kinds[node] = kind
@@ -185,5 +188,16 @@ def discover(view, param):
     walk = _Walk(view, group)
     walk.side(key, axis, Chans.identity(size))
     walk.run()
+    if group.aliased:
+        _tie_aliases(group)
     group.names = {k: view.persistable_name(k) for k, _ in group.nodes}
     return group
+
+
+def _tie_aliases(group):
+    """Masters that reach the same index of a tensor are one channel there: they can only go together."""
+    for ch in group.nodes.values():
+        order = np.lexsort((ch.master, ch.local))
+        local, master = ch.local[order], ch.master[order]
+        for i in np.flatnonzero(local[1:] == local[:-1]):
+            group._union([master[i], master[i + 1]])

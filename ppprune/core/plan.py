@@ -13,6 +13,9 @@ import numpy as np
 from ..fsutil import atomic_write
 from .errors import PruneError
 from .groups import discover, master_axis
+from .merged import Member, check_quota, member_pruned, merge, select_quota
+from .merged import scores as merged_scores
+from .selectors import default_idx_selector
 
 
 class Plan:
@@ -71,16 +74,15 @@ class Work:
 
 
 class _Claims:
-    """Which planned group owns each channel of each (tensor, axis): one int array per node."""
+    """Which listed member owns each channel of each (tensor, axis): one int array per node."""
 
     def __init__(self):
         self.owner = {}
-        self.groups = []
+        self.members = []
 
-    def check(self, group, ratio, param):
-        """True if `group` is new. Branches meeting in a concat share a tensor but not its channels,
-        which is fine. The same group at the same ratio is planned once (residual blocks named conv by
-        conv); any other overlap is ambiguous and refused."""
+    def overlaps(self, group):
+        """(members whose channels `group` reaches, or the one member whose group it is). Branches meeting
+        in a concat share a tensor but not its channels: no overlap."""
         owners, covered = set(), True
         for node, ch in group.nodes.items():
             owned = self.owner.get(node)
@@ -93,85 +95,162 @@ class _Claims:
             hit[inside] = owned[ch.local[inside]]
             owners.update(np.unique(hit[hit >= 0]).tolist())
             covered = covered and bool((hit >= 0).all())
-        if not owners:
-            return True
-        if len(owners) == 1:
-            index = owners.pop()
-            other = self.groups[index][0]
-            if covered and other.nodes.keys() == group.nodes.keys():
-                return self.same(index, ratio, param)
-            owners = {index}
-        names = ", ".join(sorted(f"'{self.groups[o][0].master}'" for o in owners))
-        raise PruneError(
-            f"'{param}' shares some channels with {names} (e.g. through a concat feeding an add); pruning both "
-            f"would cut the same tensors twice. List only one of them."
-        )
+        if len(owners) == 1 and covered:
+            index = next(iter(owners))
+            if self.members[index].group.nodes.keys() == group.nodes.keys():
+                return owners, index
+        return owners, None
 
     def same(self, index, ratio, param):
-        """`param` belongs to planned group `index`: plan it once (False), or refuse a different ratio."""
-        other, other_ratio = self.groups[index]
-        if other_ratio == ratio:
-            return False
+        """`param` belongs to member `index`'s group, one for one: plan it once, or refuse another ratio."""
+        other = self.members[index]
+        if other.ratio == ratio:
+            return
         raise PruneError(
-            f"'{param}' (ratio {ratio}) must lose the same channels as '{other.master}' (ratio {other_ratio}): "
+            f"'{param}' (ratio {ratio}) must lose the same channels as '{other.param}' (ratio {other.ratio}): "
             f"they are coupled (e.g. by a residual add). Give them the same ratio or list only one of them."
         )
 
     def owning(self, view, param):
-        """The planned group that already holds every output channel of conv weight `param`, one for one, or
-        None. Couplings are symmetric, so walking from `param` would find that group again: in a deep
-        residual stage that second walk per conv is what would make planning quadratic in depth."""
+        """The member whose group holds every output channel of conv weight `param`, one for one, or None.
+        Couplings are symmetric, so walking from `param` would find that group again: in a deep residual
+        stage that second walk per conv is what would make planning quadratic in depth."""
         node = master_axis(view, param)
         owned = self.owner.get(node)
         if owned is None or len(owned) != view.shape(node[0])[node[1]] or owned.min() != owned.max() or owned[0] < 0:
             return None
-        group = self.groups[int(owned[0])][0]
+        group = self.members[int(owned[0])].group
         ch = group.nodes[node]
         if len(ch) != group.size or len(owned) != group.size or len(np.unique(ch.master)) != group.size:
             return None
         return int(owned[0])
 
-    def add(self, group, ratio):
-        index = len(self.groups)
-        self.groups.append((group, ratio))
-        for node, ch in group.nodes.items():
+    def add(self, member):
+        index = len(self.members)
+        self.members.append(member)
+        for node, ch in member.group.nodes.items():
             owned = self.owner.get(node)
             if owned is None:
                 owned = self.owner[node] = np.full(int(ch.local.max()) + 1, -1)
             elif len(owned) <= ch.local.max():
                 owned = self.owner[node] = np.concatenate([owned, np.full(int(ch.local.max()) + 1 - len(owned), -1)])
             owned[ch.local] = index
+        return index
+
+
+class Listing:
+    """The listed conv weights of one plan as units: a unit is one member's group, or the merged group of
+    members whose groups overlap (see merged.py). Weights whose group is a member's own are folded in,
+    unless `fold=False` (sensitivity measures each of those with its own scores, as PaddleSlim does)."""
+
+    def __init__(self, view, fold=True):
+        self.view, self.fold = view, fold
+        self.claims = _Claims()
+        self._root = []
+        self.skipped = []  # dicts: param, reason
+
+    def add(self, param, ratio, group=None):
+        """List `param` at `ratio` (`group`: its walk, if already done)."""
+        index = self.claims.owning(self.view, param) if self.fold and group is None else None
+        if index is not None:
+            return self.claims.same(index, ratio, param)
+        group = group or discover(self.view, param)
+        if group.outputs:
+            self.skipped.append({"param": param, "reason": "its channels reach a network output; pruning it would change the output shape"})
+            return
+        owners, index = self.claims.overlaps(group)
+        if index is not None and self.fold:
+            return self.claims.same(index, ratio, param)
+        index = self.claims.add(Member(param, ratio, group))
+        self._root.append(index)
+        for o in owners:
+            self._root[self._find(o)] = index
+
+    def _find(self, i):
+        while self._root[i] != i:
+            self._root[i] = self._root[self._root[i]]
+            i = self._root[i]
+        return i
+
+    @property
+    def members(self):
+        return self.claims.members
+
+    def units(self):
+        """[members] of each unit, in order of their first member (`unit_group` gives its group)."""
+        by_root = {}
+        for i, m in enumerate(self.members):
+            by_root.setdefault(self._find(i), []).append(m)
+        return list(by_root.values())
+
+
+def unit_group(members):
+    """The group a unit of `Listing.units` prunes: its member's, or their merged one."""
+    return members[0].group if len(members) == 1 else merge(members)
+
+
+def choose(view, group, members, read, criterion, selector):
+    """Master channels of `group` (a unit of `Listing.units`) to prune at its members' ratios."""
+    if len(members) == 1:
+        ratio = members[0].ratio
+        if ratio <= 0:
+            return np.zeros(0, dtype=np.int64)
+        score = criterion(group, read)
+        return _keep_every_tensor(view, group, selector(score, ratio, group.atoms()), score)
+    score = merged_scores(members, group.size, criterion, read)
+    if selector is default_idx_selector:
+        # Ratios that contradict each other are refused; a tensor that must keep a channel only takes less.
+        check_quota(group, members, select_quota(view, group, members, score, keep_tensors=False))
+        return select_quota(view, group, members, score)
+    ratios = sorted({m.ratio for m in members})
+    if len(ratios) > 1:
+        raise PruneError(
+            f"{', '.join(repr(m.param) for m in members)} share channels (e.g. through a concat feeding an add) "
+            f"and are pruned as one group; a selector other than default_idx_selector selects over the group at "
+            f"one ratio, and they ask {', '.join(map(str, ratios))}. Give them one ratio.")
+    if ratios[0] <= 0:
+        return np.zeros(0, dtype=np.int64)
+    return _keep_every_tensor(view, group, selector(score, ratios[0], group.atoms()), score)
+
+
+def _fixed(group, members, fixed):
+    """Merged channels a replayed plan prunes; every member's saved indices must agree with the others'."""
+    pruned = []
+    for m in members:
+        idx = np.asarray(fixed[m.param], dtype=np.int64)
+        if len(idx) and (idx.min() < 0 or idx.max() >= m.group.size):
+            raise PruneError(f"plan prunes channel {int(idx.max())} of '{m.param}', which has {m.group.size}")
+        pruned.append(m.classes[idx])
+    pruned = np.unique(np.concatenate(pruned)) if pruned else np.zeros(0, dtype=np.int64)
+    for m in members:
+        if not np.array_equal(member_pruned(m, pruned, group.size), np.unique(fixed[m.param])):
+            raise PruneError(f"the plan prunes channels of '{m.param}' that disagree with the channels it prunes "
+                             f"of the weights sharing them ({', '.join(n.param for n in members if n is not m)})")
+    return pruned
 
 
 def build(view, read, params, ratios, criterion, selector, fixed=None):
     """Plan pruning `params` at `ratios` on `view`. `fixed` maps a param to pruned indices to use instead
     of selecting (replaying a saved plan). Raises PruneError before anything is changed."""
     plan, work = Plan(), Work()
-    claims = _Claims()
+    listing = Listing(view)
     for param, ratio in zip(params, ratios):
-        index = claims.owning(view, param)
-        if index is not None:
-            claims.same(index, ratio, param)
-            continue
-        group = discover(view, param)
-        if group.outputs:
-            plan.skipped.append({"param": param, "reason": "its channels reach a network output; pruning it would change the output shape"})
-            continue
-        if not claims.check(group, ratio, param):
-            continue
-        claims.add(group, ratio)
+        listing.add(param, ratio)
+    plan.skipped = listing.skipped
+    chosen = {}
+    for members in listing.units():
+        group = unit_group(members)
         if fixed is not None:
-            pruned = np.asarray(fixed[param], dtype=np.int64)
-            if len(pruned) and (pruned.min() < 0 or pruned.max() >= group.size):
-                raise PruneError(f"plan prunes channel {int(pruned.max())} of '{param}', which has {group.size}")
-        elif ratio > 0:
-            scores = criterion(group, read)
-            pruned = _keep_every_tensor(view, group, selector(scores, ratio, group.atoms()), scores)
+            pruned = _fixed(group, members, fixed)
         else:
-            pruned = np.zeros(0, dtype=np.int64)
+            pruned = choose(view, group, members, read, criterion, selector)
         removal, edits = group.removal(pruned)
         work.add(removal, edits)
-        plan.entries.append({"param": param, "axis": group.axis, "ratio": ratio, "size": group.size, "pruned": pruned.tolist()})
+        for m in members:
+            chosen[m.param] = pruned if len(members) == 1 else member_pruned(m, pruned, group.size)
+    for m in listing.members:
+        plan.entries.append({"param": m.param, "axis": m.group.axis, "ratio": m.ratio, "size": m.group.size,
+                             "pruned": np.asarray(chosen[m.param], dtype=np.int64).tolist()})
     for (key, axis), idx in work.removal.items():
         shape = view.shape(key)
         if shape and shape[axis] > 0 and len(idx) >= shape[axis]:

@@ -199,11 +199,14 @@ def elementwise(walk, op, key, axis, ch):
         return rank - r
 
     out_axis = axis + offset(key) if key != out else axis
+    width = walk.shape(out)[out_axis]
+    if key != out and walk.shape(key)[axis] == 1 and width != 1:
+        return  # a size-1 operand broadcast over the channels ([N, 1, H, W] * [N, C, H, W]): it loses nothing
     members = [(out, out_axis, "flow", None)]
     for k in (x, y):
         a = out_axis - offset(k)
         shape = walk.shape(k)
-        if 0 <= a < len(shape) and shape[a] != 1:
+        if 0 <= a < len(shape) and (shape[a] != 1 or width == 1):  # size 1 against more: broadcast
             members.append((k, a, "flow", None))
     _share(walk, op, key, axis, ch, members)
 

@@ -65,9 +65,9 @@ def sensitivity(program, place, param_names, eval_func, sensitivities_file=None,
 
     with tqdm(total=len(trials), unit="eval", desc="sensitivity", dynamic_ncols=True) as bar:
         def record(trial, metric):
-            store.record(trial.param, trial.ratios, (store.baseline - metric) / store.baseline)
+            _record(store, trial.params, trial.ratios, (store.baseline - metric) / store.baseline)
             store.save()
-            bar.set_description(f"{trial.param} ratio {'/'.join(map(str, trial.ratios))}")
+            bar.set_description(f"{' + '.join(trial.params)} ratio {'/'.join(map(str, trial.ratios))}")
             bar.update()
 
         workers_run(trials, evaluate, workers, record)
@@ -75,44 +75,79 @@ def sensitivity(program, place, param_names, eval_func, sensitivities_file=None,
 
 
 class _Trial:
-    """One evaluation: the ratios of `param` that prune the same channels, and the scope tensors to zero."""
+    """One evaluation: the ratios of `params` that prune the same channels, and the scope tensors to zero."""
 
-    def __init__(self, param, ratio, changes):
-        self.param, self.ratios, self.changes = param, [ratio], changes
+    def __init__(self, params, ratio, changes):
+        self.params, self.ratios, self.changes = params, [ratio], changes
 
 
 def _trials(view, read, params, ratios, store, criterion, selector):
     """The evaluations still needed. Results implied without evaluating are recorded in `store` on the way:
-    a ratio that prunes nothing loses nothing, and one that prunes the channels of a stored ratio has its loss."""
-    trials = []
+    a ratio that prunes nothing loses nothing, and one that prunes the channels of a stored ratio has its loss.
+    Convs whose groups overlap (a concat feeding an add) are pruned as one merged group, so they are measured
+    as one: all at the same ratio, selected once over the union as `Pruner.prune` would, one loss for all."""
+    listing = planning.Listing(view, fold=False)
     for param in params:
-        stored = {round(float(r), _DIGITS): loss for r, loss in store.sens.get(param, {}).items()}
-        missing = [r for r in ratios if r not in stored]
-        if not missing:
-            continue
-        group = discover(view, param)
-        if group.outputs:
-            raise PruneError(f"'{param}' cannot be pruned: its channels reach a network output. Leave it out of param_names.")
-        scores, atoms = criterion(group, read), group.atoms()
+        if any(round(float(r), _DIGITS) not in {round(float(k), _DIGITS) for k in store.sens.get(param, {})} for r in ratios):
+            listing.add(param, 0.0)
+            if listing.skipped:
+                raise PruneError(f"'{param}' cannot be pruned: its channels reach a network output. Leave it out of param_names.")
+    trials = []
+    for members in listing.units():
+        if all(m.group.nodes.keys() == members[0].group.nodes.keys() for m in members):  # residual adds: one by one
+            for m in members:
+                scores, atoms = criterion(m.group, read), m.group.atoms()
+                trials += _unit_trials(view, store, ratios, [m.param], m.group,
+                                       lambda r, s=scores, a=atoms: selector(s, r, a))
+        else:  # planned as Pruner.prune plans them: convs sharing one group exactly folded into the first
+            folded = planning.Listing(view)
+            for m in members:
+                folded.add(m.param, 0.0, m.group)
+            unit = [m for u in folded.units() for m in u]
+            group = planning.unit_group(unit)
 
-        def channels(ratio):
-            return np.asarray(selector(scores, ratio, atoms), dtype=np.int64).tobytes() if ratio > 0 else b""
+            def select(ratio, group=group, unit=unit):
+                for m in unit:
+                    m.ratio = ratio
+                return planning.choose(view, group, unit, read, criterion, selector)
 
-        known = {channels(r): loss for r, loss in stored.items()}
-        pending = {}
-        for r in missing:
-            chosen = channels(r)
-            if not chosen:
-                store.record(param, [r], 0.0)
-            elif chosen in known:
-                store.record(param, [r], known[chosen])
-            elif chosen in pending:
-                pending[chosen].ratios.append(r)
-            else:
-                removal, _ = group.removal(np.frombuffer(chosen, dtype=np.int64))
-                pending[chosen] = _Trial(param, r, scope_changes(view, removal))
-        trials.extend(pending.values())
+            trials += _unit_trials(view, store, ratios, [m.param for m in members], group, select)
     return trials
+
+
+def _unit_trials(view, store, ratios, params, group, select):
+    """Trials for `params` pruned together by `select(ratio)` (channels of `group`)."""
+    stored = {}
+    for param in params:
+        for r, loss in store.sens.get(param, {}).items():
+            stored.setdefault(round(float(r), _DIGITS), loss)
+    missing = [r for r in ratios if any(r not in {round(float(k), _DIGITS) for k in store.sens.get(p, {})} for p in params)]
+
+    def channels(ratio):
+        return np.asarray(select(ratio), dtype=np.int64).tobytes() if ratio > 0 else b""
+
+    known = {channels(r): loss for r, loss in stored.items()}
+    pending = {}
+    for r in missing:
+        chosen = channels(r)
+        if not chosen:
+            _record(store, params, [r], 0.0)
+        elif chosen in known:
+            _record(store, params, [r], known[chosen])
+        elif chosen in pending:
+            pending[chosen].ratios.append(r)
+        else:
+            removal, _ = group.removal(np.frombuffer(chosen, dtype=np.int64))
+            pending[chosen] = _Trial(params, r, scope_changes(view, removal))
+    return list(pending.values())
+
+
+def _record(store, params, ratios, loss):
+    for param in params:
+        have = {round(float(k), _DIGITS) for k in store.sens.get(param, {})}
+        todo = [r for r in ratios if r not in have]
+        if todo:
+            store.record(param, todo, loss)
 
 
 def _metric(value):
@@ -240,7 +275,8 @@ def ratios_for_flops(program, sensitivities, pruned_flops, skip_params=(), round
         shared = {}
         for p in candidates:  # the most sensitive member of a cluster decides for all of it
             shared[cluster[p]] = min(shared.get(cluster[p], 1.0), by_loss.get(p, 0.0))
-        ratios = {p: _round_ratio(groups[p], shared[cluster[p]], round_to) for p in candidates}
+        # rounded once per cluster: merged groups (concat into add) then keep one ratio for all members
+        ratios = {p: _round_ratio(groups[cluster[p]], shared[cluster[p]], round_to) for p in candidates}
         ratios = {p: r for p, r in ratios.items() if r > 0}
         _, work = planning.build(view, read, list(ratios), list(ratios.values()), crit, selector)
         return ratios, 1 - count(view, new_shapes(view, work.removal))[0] / base
