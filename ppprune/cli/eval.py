@@ -27,7 +27,7 @@ def load_model(cfg, mode, args):
     spec = getattr(programs, mode)
     exe, scope = paddle.static.Executor(place), paddle.static.Scope()
     exe.run(programs.startup, scope=scope)
-    plan = common.plan_beside(prefix)
+    plan = common.checked_plan(prefix)
     if plan is not None:
         common.check_against_plan(plan, params, ratios)
     elif params is not None:  # PaddleSlim-style: reshape by flags (indices do not matter, weights overwrite)
