@@ -78,6 +78,7 @@ def _analyse(cfg, args, out, spec, exe, scope, place):
     from ..engine import eval_loop
     from ..engine.evaluators import build_evaluator
     from ..engine.readers import build_reader
+    from ..config import dump_config
     from ..core.graph import view_of
     from ..prune import load_sensitivities, sensitivity
     from ..prune.pruner import check_names
