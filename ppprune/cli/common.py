@@ -127,6 +127,16 @@ def check_against_plan(plan, params, ratios):
             "point -o weights= at the checkpoint they were pruned for")
 
 
+def resize_scope(scope, plan, place):
+    """Give the scope tensors the pruned shapes, so the loader can check the checkpoint against them."""
+    import numpy as np
+
+    for name, shape in plan.shapes.items():
+        var = scope.find_var(name)
+        if var is not None:
+            var.get_tensor().set(np.zeros(shape, dtype=np.array(var.get_tensor()).dtype), place)
+
+
 def remap(spec, pruner, program):
     """A ProgramSpec for a pruned copy: same feeds, fetch targets looked up in the copy."""
     from ..engine.programs import ProgramSpec

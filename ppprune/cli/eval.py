@@ -38,19 +38,9 @@ def load_model(cfg, mode, args):
         plan = pruner.plan
     if plan is not None:
         spec = common.apply_saved_plan(spec, scope, plan, place)
-        _resize_scope(scope, plan, place)
+        common.resize_scope(scope, plan, place)
     load_weights(prefix, scope, place, programs.param_names)
     return programs, spec, exe, scope, place, plan
-
-
-def _resize_scope(scope, plan, place):
-    """Give the scope tensors the pruned shapes, so the loader can check the checkpoint against them."""
-    import numpy as np
-
-    for name, shape in plan.shapes.items():
-        var = scope.find_var(name)
-        if var is not None:
-            var.get_tensor().set(np.zeros(shape, dtype=np.array(var.get_tensor()).dtype), place)
 
 
 def main(argv=None):

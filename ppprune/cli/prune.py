@@ -76,6 +76,7 @@ def main(argv=None):
     programs.eval = common.apply_saved_plan(programs.eval, scope, plan, place)
     start_iter = 0
     if args.resume_checkpoint:
+        common.resize_scope(scope, plan, place)  # the checkpoint holds the pruned shapes
         start_iter = load_checkpoint(args.resume_checkpoint, scope, place, programs.param_names, programs.opt_names)["iter"]
     max_iters = cfg["max_iters"]
     data = common.loaders(cfg, args.eval) if max_iters > start_iter else None
