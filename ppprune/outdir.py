@@ -90,6 +90,8 @@ class OutputDir:
         except OSError as e:
             raise OutputDirError(f"cannot write to output folder '{self.path}' ({e.strerror}); choose a writable "
                                  f"folder with {self.flag}") from None
+        # One output folder per run: an earlier run in this process (tools/demo.py) stops recording here.
+        fsutil.on_write[:] = [h for h in fsutil.on_write if not isinstance(getattr(h, "__self__", None), OutputDir)]
         fsutil.on_write.append(self._record)
         return self
 

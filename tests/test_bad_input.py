@@ -123,10 +123,13 @@ CASES = [
     ("train-config-typo", "train", ["-c", "configs/yolov3/yolov3_mobilenet_v1_dem.yml"], "yolov3_mobilenet_v1_demo.yml"),
     ("train-into-user-folder", "train", ["-o", "save_dir={user}", "weights={base}"], "ppprune did not write"),
     ("train-into-input-folder", "train", ["-o", "weights={base}"], "holds the input"),
+    ("train-no-config", "train", ["-c"], "expected one argument"),
+    ("train-unknown-flag", "train", ["--evaluate"], "unrecognized arguments: --evaluate"),
     ("train-missing-dataset", "train", ["-o", *NO_DATA, "save_dir={out}"], "VOC dataset directory not found"),
     # -- prune
     ("prune-round_to-zero", "prune", ["-o", "weights={base}", "--pruned_params", PARAMS, "--pruned_ratios", "0.2", "--round_to", "0"], "--round_to 0"),
     ("prune-round_to-negative", "prune", ["-o", "weights={base}", "--pruned_params", PARAMS, "--pruned_ratios", "0.2", "--round_to", "-3"], "--round_to -3"),
+    ("prune-round_to-word", "prune", ["--round_to", "eight"], "invalid int value: 'eight'"),
     ("prune-ratio-word", "prune", ["-o", "weights={base}", "--pruned_params", PARAMS, "--pruned_ratios", "0.2,a"], "'a' is not a number"),
     ("prune-ratio-one", "prune", ["-o", "weights={base}", "--pruned_params", PARAMS, "--pruned_ratios", "1.0"], "outside [0, 1)"),
     ("prune-unknown-param", "prune", ["-o", "weights={base}", "save_dir={out}", "--pruned_params", "yolo_block.0.0.0.conv.weight", "--pruned_ratios", "0.2"], "Did you mean 'yolo_block.0.0.0.conv.weights'"),
@@ -173,6 +176,7 @@ CASES = [
     ("infer-into-model-folder", "infer", ["--model_dir", "{export}", "--infer_img", "{image}", "--output_dir", "{export}"], "holds the input"),
     ("infer-into-user-folder", "infer", ["--model_dir", "{export}", "--infer_img", "{image}", "--output_dir", "{user}"], "ppprune did not write"),
     ("infer-nothing-given", "infer", ["--model_dir", "{export}"], "give --infer_img or --infer_dir"),
+    ("infer-threads-word", "infer", ["--model_dir", "{export}", "--threads", "two"], "invalid int value: 'two'"),
 ]
 
 

@@ -20,7 +20,7 @@ RATIOS = "0.5,0.5,0.5,0.5,0.4,0.4"
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = common.OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-c", "--config", default=CONFIG)
     p.add_argument("--pruned_params", default=PARAMS)
     p.add_argument("--pruned_ratios", default=RATIOS)

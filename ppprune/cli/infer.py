@@ -13,7 +13,7 @@ from . import common
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = common.OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model_dir", required=True, help="folder written by tools/export_model.py")
     p.add_argument("--infer_img", default=None, help="one image")
     p.add_argument("--infer_dir", default=None, help="a folder of images")
@@ -79,9 +79,10 @@ def main(argv=None):
     try:
         with open(cfg_path) as f:
             info = yaml.safe_load(f)
-        info["Preprocess"]
-    except (yaml.YAMLError, TypeError, KeyError):
-        raise common.UsageError(f"{cfg_path} is damaged; export the model again with tools/export_model.py") from None
+    except yaml.YAMLError:
+        info = None
+    if not isinstance(info, dict) or "Preprocess" not in info:
+        raise common.UsageError(f"{cfg_path} is damaged; export the model again with tools/export_model.py")
     threshold = info.get("draw_threshold", 0.5) if args.draw_threshold is None else args.draw_threshold
     files = images(args)
     out = common.output_dir(args, args.output_dir, inputs=[args.model_dir, *files], flag="--output_dir <another folder>")
