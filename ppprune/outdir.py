@@ -56,8 +56,8 @@ class OutputDir:
             raise OutputDirError(f"output folder '{path}' is a file; choose a folder with {flag}")
         self.files = read_manifest(self.path) if os.path.isdir(self.path) else None
         own = set()
-        for item in own_inputs:
-            if item and self.files is not None and _folder_of(item) == real:
+        for item in own_inputs:  # with --overwrite also in a folder an older ppprune wrote (no manifest)
+            if item and (self.files is not None or overwrite) and _folder_of(item) == real:
                 own.add(item)
         for item in [*inputs, *own_inputs]:
             if not item or item in own:

@@ -114,6 +114,20 @@ def test_train_killed_mid_pair_resumes_to_the_same_weights(faults):
     same_weights(folder / "model_final.pdparams", f / "ref" / "tiny" / "model_final.pdparams")
 
 
+def test_train_killed_before_any_complete_checkpoint_reruns_to_the_same_weights(faults):
+    cfg, f = faults["cfg"], faults["f"]
+    common = [f"weights={faults['base']}", "max_iters=3", "snapshot_iter=1"]
+    # writes: config.yml, 1.pdopt | killed: the first pair is torn, its .pdparams still a temp file
+    code, out = tool("train.py", "-c", cfg, "-o", f"save_dir={f / 'run2'}", *common, kill_after=2)
+    assert code == KILLED, out
+    folder = f / "run2" / "tiny"
+    assert check_folder(folder) == [] and leftovers(folder)
+    code, out = tool("train.py", "-c", cfg, "-o", f"save_dir={f / 'run2'}", *common)  # the same command again
+    assert code == 0, out
+    assert leftovers(folder) == []  # the killed run's temp file is gone
+    same_weights(folder / "model_final.pdparams", f / "ref" / "tiny" / "model_final.pdparams")
+
+
 def test_prune_finetune_killed_resumes_and_reruns(faults):
     cfg, f, base = faults["cfg"], faults["f"], faults["base"]
     args = ["-o", f"weights={base}", "max_iters=2", "snapshot_iter=1", "--pruned_params", PARAMS, "--pruned_ratios", "0.3"]
@@ -174,6 +188,9 @@ def test_export_killed_leaves_the_old_export_then_reruns(faults):
         assert code == KILLED, out
         assert {n: (out_dir / n).read_bytes() for n in first} == first
     assert leftovers(f)  # the killed runs' staging folders, until the next run
+    code, out = tool("export_model.py", *args, kill_after=3)  # killed right after the swap: the new export
+    assert code == KILLED, out
+    assert {n: (out_dir / n).read_bytes() for n in first} == first and (out_dir / "my_notes.txt").exists()
     code, out = tool("export_model.py", *args)
     assert code == 0 and "matches the executor's" in out, out
     assert leftovers(f) == []
