@@ -225,7 +225,7 @@ def run(main_fn):
         result = main_fn()
         return result if isinstance(result, int) else 0  # mains return their results for in-process callers
     except (UsageError, PruneError, WeightsError, ConfigError, ConfigValueError, OutputDirError, MissingDependency,
-            FileNotFoundError) as e:
+            FileNotFoundError, FileExistsError) as e:
         if os.environ.get("PPPRUNE_DEBUG"):
             traceback.print_exc()
         message = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
