@@ -6,6 +6,7 @@ The tools run in-process (`common.run`, exactly what tools/*.py call) so that fi
 a few run as real subprocesses too."""
 import hashlib
 import importlib
+import json
 import os
 import pickle
 import shutil
@@ -48,8 +49,6 @@ def world(tiny_cli):
     for n in ("model_final.pdparams", "model_final.pdopt"):
         shutil.copy(pruned / n, edited / n)
     text = (pruned / "plan.json").read_text()
-    import json
-
     plan = json.loads(text)
     entry = plan["entries"][0]
     entry["pruned"] = sorted(set(range(entry["size"])) - set(entry["pruned"]))[: len(entry["pruned"])]

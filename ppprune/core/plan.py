@@ -5,6 +5,7 @@ program holding those weights (a train program and its eval clone, a reloaded ch
 coupled tensors are re-derived by walking that program. `tensors` and `shapes` are kept for people and
 for checking a checkpoint against the plan.
 """
+import hashlib
 import json
 from collections import defaultdict
 
@@ -56,8 +57,6 @@ class Plan:
 
     def digest(self):
         """sha1 of what the plan prunes (not its meta): checkpoints record it to be checked against their plan."""
-        import hashlib
-
         d = self.to_dict()
         body = json.dumps({k: d[k] for k in ("entries", "tensors", "shapes")}, sort_keys=True, default=int)
         return hashlib.sha1(body.encode()).hexdigest()
