@@ -32,7 +32,8 @@ def _inside(child, parent):
     return child == parent or child.startswith(parent.rstrip(os.sep) + os.sep)
 
 
-def read_manifest(path):
+def read_manifest(path, overwrite=False):
+    """The names ppprune wrote in `path`, or None without a manifest (or a damaged one, with `overwrite`)."""
     file = os.path.join(path, MANIFEST)
     if not os.path.isfile(file):
         return None
@@ -41,6 +42,8 @@ def read_manifest(path):
             names = json.load(f)["files"]
         return set(names)
     except (ValueError, KeyError, TypeError, OSError):
+        if overwrite:
+            return None
         raise OutputDirError(f"{file} is damaged; remove the folder '{path}' or pass --overwrite") from None
 
 
@@ -54,7 +57,7 @@ class OutputDir:
         real = os.path.realpath(self.path)
         if os.path.exists(self.path) and not os.path.isdir(self.path):
             raise OutputDirError(f"output folder '{path}' is a file; choose a folder with {flag}")
-        self.files = read_manifest(self.path) if os.path.isdir(self.path) else None
+        self.files = read_manifest(self.path, overwrite) if os.path.isdir(self.path) else None
         own = set()
         for item in own_inputs:  # with --overwrite also in a folder an older ppprune wrote (no manifest)
             if item and (self.files is not None or overwrite) and _folder_of(item) == real:
@@ -146,7 +149,7 @@ def swap_in(stage, final, names):
     with open(os.path.join(stage, MANIFEST), "w") as f:
         json.dump({"files": sorted(names)}, f, indent=1)
     if os.path.isdir(final):
-        owned = read_manifest(final) or set()
+        owned = read_manifest(final, overwrite=True) or set()
         for n in os.listdir(final):
             if n not in owned and n != MANIFEST and not os.path.exists(os.path.join(stage, n)):
                 os.replace(os.path.join(final, n), os.path.join(stage, n))
