@@ -1,14 +1,84 @@
-"""Atomic file writes: a crash mid-write never leaves a truncated file under the final name."""
+"""Atomic file writes: a crash mid-write never leaves a truncated file under the final name.
+
+Temp files are named `.tmp-<final name>.<pid>.<random>` in the final file's folder, so a later run can
+tell its dead predecessors' leftovers (`remove_stale_temps`) from a live process's files. Every final
+rename is announced to the hooks in `on_write` (the output-folder manifest registers its files there).
+`PPPRUNE_KILL_AFTER_WRITES=N` (tests only) makes the process SIGKILL itself right after its N-th write.
+"""
 import contextlib
 import os
+import re
+import signal
 import tempfile
+
+TEMP_PREFIX = ".tmp-"
+KILL_ENV = "PPPRUNE_KILL_AFTER_WRITES"
+on_write = []  # callables(path) run before a file is renamed into place
+_writes = [0]
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _temp_beside(path):
-    """A new temp file in `path`'s folder (same filesystem, so the final rename is atomic)."""
+    """A new temp file in `path`'s folder (same filesystem, so the final rename is atomic), with the mode a
+    plain open() would give (mkstemp's is 0600)."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    return tempfile.mkstemp(prefix=".tmp-" + os.path.basename(path) + ".", dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{os.path.basename(path)}.{os.getpid()}.", dir=folder)
+    os.fchmod(fd, 0o666 & ~_umask())
+    return fd, tmp
+
+
+def _announce(path):
+    for hook in on_write:
+        hook(os.path.abspath(path))
+
+
+def count_write():
+    """Called after each final rename; the test-only kill switch counts these."""
+    limit = os.environ.get(KILL_ENV)
+    _writes[0] += 1
+    if limit and _writes[0] >= int(limit):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+_STAGED = re.compile(r"^\.(?:tmp|export)-.*?\.(\d+)\.[^.]+$")  # .tmp-<name>.<pid>.<random>, .export-...
+
+
+def is_staged(name):
+    """True for the name of a temp file or staging folder (not yet, or no longer, a real output)."""
+    return bool(_STAGED.match(name))
+
+
+def remove_stale_temps(folder):
+    """Remove temp files and staging folders in `folder` left by ppprune processes that are gone."""
+    import shutil
+
+    if not os.path.isdir(folder):
+        return []
+    removed = []
+    for name in os.listdir(folder):
+        m = _STAGED.match(name)
+        if not m or int(m.group(1)) == os.getpid() or _pid_alive(int(m.group(1))):
+            continue
+        path = os.path.join(folder, name)
+        shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else os.remove(path)
+        removed.append(name)
+    return removed
 
 
 def write_files_atomically(files):
@@ -22,6 +92,8 @@ def write_files_atomically(files):
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
+        for path in staged:
+            _announce(path)
     except BaseException:
         for tmp in staged.values():
             with contextlib.suppress(FileNotFoundError):
@@ -29,11 +101,13 @@ def write_files_atomically(files):
         raise
     for path, tmp in staged.items():
         os.replace(tmp, path)
+        count_write()
 
 
 @contextlib.contextmanager
-def atomic_write(path, mode="w", **kwargs):
-    """Open a temp file beside `path`; on success it replaces `path` in one rename, on error it is removed."""
+def atomic_write(path, mode="w", announce=True, **kwargs):
+    """Open a temp file beside `path`; on success it replaces `path` in one rename, on error it is removed.
+    `announce=False` (bookkeeping files such as a manifest) skips the hooks and the write count."""
     path = os.fspath(path)
     fd, tmp = _temp_beside(path)
     try:
@@ -41,8 +115,12 @@ def atomic_write(path, mode="w", **kwargs):
             yield f
             f.flush()
             os.fsync(f.fileno())
+        if announce:
+            _announce(path)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
         raise
+    if announce:
+        count_write()

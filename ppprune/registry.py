@@ -1,6 +1,8 @@
 """Name -> class registries, so configs can name components (`architecture: YOLOv3`)."""
 import difflib
 
+from .config.loader import ConfigError  # a config naming an unknown component is a config error
+
 
 class Registry:
     """A named table of callables, filled by decorator (`@REG.register`) or call (`REG.register(cls)`)."""
@@ -39,10 +41,10 @@ class Registry:
         return sorted(self._items)
 
 
-ARCHITECTURES = Registry("architecture")
-BACKBONES = Registry("backbone")
-HEADS = Registry("head")
-DATASETS = Registry("dataset")
-TRANSFORMS = Registry("transform")
-OPTIMIZERS = Registry("optimizer")
-LR_SCHEDULES = Registry("lr schedule")
+ARCHITECTURES = Registry("architecture", error=ConfigError)
+BACKBONES = Registry("backbone", error=ConfigError)
+HEADS = Registry("head", error=ConfigError)
+DATASETS = Registry("dataset", error=ConfigError)
+TRANSFORMS = Registry("transform", error=ConfigError)
+OPTIMIZERS = Registry("optimizer", error=ConfigError)
+LR_SCHEDULES = Registry("lr schedule", error=ConfigError)

@@ -158,7 +158,21 @@ def activations(x):
     return head(y, 6, 8)
 
 
+def single_channel(x):
+    """A conv left with one channel (2 at ratio 0.4) feeding a depthwise conv, a residual add, a concat and
+    an SE gate: oneDNN kernels pick other code paths for a single channel."""
+    narrow = conv(x, 3, 2, "narrow", act="leaky_relu")
+    dw = conv(narrow, 2, 2, "narrow_dw", groups=2, act="relu6")
+    added = narrow + conv(dw, 2, 2, "narrow_pw", k=1, act=None)
+    s = F.adaptive_avg_pool2d(added, 1)
+    s = conv(s, 2, 2, "narrow_ex", k=1, bias=True, bn=False, act="sigmoid")
+    y = paddle.concat([added * s, conv(x, 3, 5, "side")], axis=1)
+    y = conv(y, 7, 6, "mix", k=1, act="hardswish")
+    return head(y, 6, 8)
+
+
 ARCHITECTURES = {
+    "single_channel": (single_channel, [3, 8, 8]),
     "activations": (activations, [3, 8, 8]),
     "assorted": (assorted, [3, 8, 8]),
     "residual": (residual, [3, 8, 8]),

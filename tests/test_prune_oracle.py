@@ -40,3 +40,13 @@ def test_vision_models(model, ir, tmp_path):
     assert pruner.plan.entries
     if model == "vgg11":  # no classifier: the last conv feeds the output and must be left alone
         assert [s["param"] for s in pruner.plan.skipped] == [params[-1]]
+
+
+def test_conv_left_with_one_channel_deploys_exactly(tmp_path):
+    """A random net where three convs at 0.7 leave an SE excite conv (and what it gates) one channel: Paddle
+    Inference with oneDNN differed from the executor by 0.12 until ppprune.deploy skipped inplace_pass."""
+    from randnets import RandomNet
+
+    pruner = oracle.check(lambda x: RandomNet(201, steps=14)(x), [3, 8, 8], ["ex4_weights", "c13_weights", "dw8_weights"],
+                          [0.7] * 3, "pir", infer_dir=str(tmp_path))
+    assert min(e["size"] - len(e["pruned"]) for e in pruner.plan.entries) == 1

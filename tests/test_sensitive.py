@@ -1,4 +1,5 @@
 """Sensitivity analysis on a conv net trained on real data (scikit-learn's digits), and the API around it."""
+import json
 import pickle
 import sys
 
@@ -222,7 +223,21 @@ def test_paddleslim_call_and_file(trained, full, tmp_path):
     assert sens["d_conv2_weights"] == {0.30000000000000004: 0.123, 0.5: full[0]["d_conv2_weights"][0.5]}
     assert trained.calls == 2  # baseline (the PaddleSlim file has none) and 0.5; 0.3 is stored
     with open(path, "rb") as f:
-        assert pickle.load(f)["baseline"] == trained.metric(trained.program)
+        assert pickle.load(f) == sens  # still the plain dict PaddleSlim reads
+    with open(str(path) + ".baseline.json") as f:
+        assert json.load(f)["baseline"] == trained.metric(trained.program)
+
+
+def test_reads_the_older_single_pickle_format(trained, tmp_path):
+    path = tmp_path / "old.pkl"
+    with open(path, "wb") as f:
+        pickle.dump({"format": "ppprune.sensitivities/1", "baseline": 0.5, "sensitivities": {"a": {0.1: 0.2}}}, f)
+    assert load_sensitivities(str(path)) == {"a": {0.1: 0.2}}
+
+
+def test_nan_metric_is_refused(trained, tmp_path):
+    with pytest.raises(PruneError, match="finite number"):
+        sensitivity(trained.program, PLACE, PARAMS[:1], lambda program: float("nan"), scope=trained.scope)
 
 
 def test_bad_requests_fail_before_any_evaluation(trained):
@@ -282,8 +297,9 @@ def test_get_ratios_by_loss_seed_example():
     # weight_0: 0.1 + (0.3 - 0.22) / (0.33 - 0.22) * 0.1; weight_1: 0.1 + (0.3 - 0.21) / (0.4 - 0.21) * 0.1
     assert ratios == pytest.approx({"weight_0": 0.1 + 0.08 / 0.11 * 0.1, "weight_1": 0.1 + 0.09 / 0.19 * 0.1})
     assert get_ratios_by_loss(SEN0, 0.5) == {"weight_0": 0.2, "weight_1": 0.2}  # never extrapolated
-    assert get_ratios_by_loss(SEN0, 0.215) == {"weight_1": pytest.approx(0.1 + 0.005 / 0.19 * 0.1)}  # weight_0 omitted
-    assert get_ratios_by_loss(SEN0, 0.1) == {}
+    assert get_ratios_by_loss(SEN0, 0.215) == {"weight_0": 0.0, "weight_1": pytest.approx(0.1 + 0.005 / 0.19 * 0.1)}
+    assert get_ratios_by_loss(SEN0, 0.1) == {"weight_0": 0.0, "weight_1": 0.0}  # PaddleSlim 2.6: 0.0, not left out
+    assert get_ratios_by_loss({"weight_0": {0.1: 0.22, 0.2: 0.33}}, 0.2) == {"weight_0": 0.0}
 
 
 # -- ratios for a FLOPs target -----------------------------------------------------------------------------------

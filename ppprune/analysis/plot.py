@@ -24,5 +24,8 @@ def plot_sensitivities(sensitivities, path, title="Sensitivity"):
     if sensitivities:
         # Many convs: the legend goes beside the axes, in columns, so it never hides the curves.
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), ncol=1 + len(sensitivities) // 20)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
+    from ..fsutil import atomic_write
+
+    with atomic_write(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=120, bbox_inches="tight")
     return path

@@ -12,12 +12,26 @@ class UsageError(ValueError):
     """Bad command-line input; the message says what is wrong and how to fix it."""
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one line with the fix, like every other error of the tools."""
+
+    def error(self, message):
+        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
+
+
 def parser(doc):
-    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = OneLineParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-c", "--config", required=True, help="YAML config file")
     p.add_argument("-o", "--opt", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                    help="override config entries, e.g. -o weights=output/x/model_final max_iters=100")
+    add_overwrite_flag(p)
     return p
+
+
+def add_overwrite_flag(p):
+    p.add_argument("--overwrite", action="store_true",
+                   help="write into an output folder holding files ppprune did not write (they may be replaced)")
 
 
 def add_train_flags(p):
@@ -50,6 +64,8 @@ def pruned_request(args):
         raise UsageError("--pruned_ratios given without --pruned_params: name the conv weights to prune")
     if not texts:
         raise UsageError("--pruned_params given without --pruned_ratios: give one ratio, or one per weight")
+    if getattr(args, "round_to", 1) < 1:
+        raise UsageError(f"--round_to {args.round_to}: give a positive channel multiple (1 = no rounding, e.g. 8)")
     ratios = []
     for t in texts:
         try:
@@ -68,16 +84,16 @@ def pruned_request(args):
 
 
 def save_dir(cfg, config_path, suffix=""):
+    """`<save_dir>/<config name><suffix>`; nothing is created here (see `output_dir`)."""
     name = os.path.splitext(os.path.basename(config_path))[0] + suffix
-    path = os.path.join(cfg.get("save_dir", "output"), name)
-    try:
-        os.makedirs(path, exist_ok=True)
-        probe = os.path.join(path, ".write-test")
-        open(probe, "w").close()
-        os.remove(probe)
-    except OSError as e:
-        raise UsageError(f"cannot write to output directory '{path}' ({e.strerror}); set -o save_dir=<writable dir>") from None
-    return path
+    return os.path.join(str(cfg.get("save_dir") or "output"), name)
+
+
+def output_dir(args, path, inputs=(), own_inputs=(), flag="-o save_dir=<another folder>"):
+    """The checked (not yet opened) output folder of a run: see `ppprune.outdir.OutputDir`."""
+    from ..outdir import OutputDir
+
+    return OutputDir(path, inputs, own_inputs, overwrite=getattr(args, "overwrite", False), flag=flag)
 
 
 def weights_prefix(cfg, key="weights"):
@@ -96,6 +112,15 @@ def plan_beside(prefix):
     return Plan.load(path) if os.path.isfile(path) else None
 
 
+def checked_plan(prefix):
+    """The plan beside a checkpoint, refused if the checkpoint was saved with another plan."""
+    from ..engine.checkpoint import check_plan
+
+    plan = plan_beside(prefix)
+    check_plan(prefix, plan)
+    return plan
+
+
 def check_against_plan(plan, params, ratios):
     """Flags given with a saved plan must agree with it (the plan is what the weights were pruned by)."""
     if params is None:
@@ -108,6 +133,16 @@ def check_against_plan(plan, params, ratios):
             "--pruned_params/--pruned_ratios disagree with the plan saved beside the weights "
             f"({', '.join(f'{p}={r:g}' for p, r in saved.items())}); drop the flags (the plan is enough) or "
             "point -o weights= at the checkpoint they were pruned for")
+
+
+def resize_scope(scope, plan, place):
+    """Give the scope tensors the pruned shapes, so the loader can check the checkpoint against them."""
+    import numpy as np
+
+    for name, shape in plan.shapes.items():
+        var = scope.find_var(name)
+        if var is not None:
+            var.get_tensor().set(np.zeros(shape, dtype=np.array(var.get_tensor()).dtype), place)
 
 
 def remap(spec, pruner, program):
@@ -135,11 +170,10 @@ def apply_saved_plan(spec, scope, plan, place=None):
     return remap(spec, pruner, program)
 
 
-def train(cfg, programs, exe, scope, out, start_iter, with_eval, what="training"):
-    """Run `fit` with the config's readers (and evaluator with --eval); returns the best result or None."""
-    import time
-
-    from ..engine import distributed, fit
+def loaders(cfg, with_eval):
+    """(train loader, eval loader, evaluator) from the config's readers, built before anything is written
+    (a missing dataset is an error then); the eval pair is None without --eval or off rank 0."""
+    from ..engine import distributed
     from ..engine.evaluators import build_evaluator
     from ..engine.readers import build_reader
 
@@ -148,9 +182,19 @@ def train(cfg, programs, exe, scope, out, start_iter, with_eval, what="training"
     if with_eval and distributed.is_main():  # rank 0 alone evaluates
         eval_set, eval_loader = build_reader(cfg, "EvalReader")
         evaluator = build_evaluator(cfg, eval_set)
+    return train_loader, eval_loader, evaluator
+
+
+def train(cfg, programs, exe, scope, out, start_iter, data, what="training", meta=None):
+    """Run `fit` with `data` from `loaders`; returns the best result or None."""
+    import time
+
+    from ..engine import fit
+
+    train_loader, eval_loader, evaluator = data
     tic = time.time()
     best = fit(programs, exe, scope, train_loader, out, cfg["max_iters"], cfg["snapshot_iter"], start_iter=start_iter,
-               eval_loader=eval_loader, evaluator=evaluator)
+               eval_loader=eval_loader, evaluator=evaluator, meta=meta)
     print(f"{what} done in {(time.time() - tic) / 60:.1f} min; checkpoints in {out}")
     if best is not None:
         print(f"best {evaluator.key}: {best[evaluator.key]:.4f}\n{best.get('per_class', '')}")
@@ -173,17 +217,20 @@ def print_table(title, columns, rows):
 
 def run(main_fn):
     """Run a tool: user-facing errors become one clear line and exit code 2, never a traceback."""
-    from ..config.loader import ConfigError
-    from ..core.errors import PruneError
+    from ..config.loader import ConfigError, ConfigValueError
+    from ..core.errors import MissingDependency, PruneError
     from ..engine.checkpoint import WeightsError
     from ..engine.distributed import DistributedError
+    from ..outdir import OutputDirError
 
     try:
         result = main_fn()
         return result if isinstance(result, int) else 0  # mains return their results for in-process callers
-    except (UsageError, PruneError, WeightsError, ConfigError, DistributedError, FileNotFoundError) as e:
+    except (UsageError, PruneError, WeightsError, ConfigError, ConfigValueError, OutputDirError, MissingDependency,
+            DistributedError, FileNotFoundError, FileExistsError) as e:
         if os.environ.get("PPPRUNE_DEBUG"):
             traceback.print_exc()
         message = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+        message = " ".join(str(message).split())  # one line, whatever the message held
         print(f"error: {message}", file=sys.stderr)
         sys.exit(2)

@@ -20,12 +20,13 @@ RATIOS = "0.5,0.5,0.5,0.5,0.4,0.4"
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = common.OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-c", "--config", default=CONFIG)
     p.add_argument("--pruned_params", default=PARAMS)
     p.add_argument("--pruned_ratios", default=RATIOS)
     p.add_argument("--finetune_iters", type=int, default=120)
     p.add_argument("--threads", type=int, default=1)
+    common.add_overwrite_flag(p)
     return p.parse_args(argv)
 
 
@@ -36,26 +37,26 @@ def main(argv=None):
     from . import export_model, prune, train
 
     tic = time.time()
+    overwrite = ["--overwrite"] if args.overwrite else []  # output folders of an older ppprune have no manifest
     cfg = load_config(args.config)
     name = os.path.splitext(os.path.basename(args.config))[0]
     base = os.path.join(cfg.get("save_dir", "output"), name, "model_final")
     if not os.path.isfile(base + ".pdparams"):
         print(f"== no baseline at {base}: training one (done once, then reused)")
-        train.main(["-c", args.config])
+        train.main(["-c", args.config, *overwrite])
     print(f"== baseline mAP ({base})")
     base_map = evaluate.main(["-c", args.config, "-o", f"weights={base}"])["mAP"]
 
     print("== prune and fine-tune")
     pruned = prune.main(["-c", args.config, "-o", f"weights={base}", f"max_iters={args.finetune_iters}",
                          f"snapshot_iter={args.finetune_iters}", "LearningRate.base_lr=0.001",
-                         "--pruned_params", args.pruned_params, "--pruned_ratios", args.pruned_ratios])
+                         "--pruned_params", args.pruned_params, "--pruned_ratios", args.pruned_ratios, *overwrite])
     weights = os.path.join(pruned["out"], "model_final")
     print("== pruned mAP")
     pruned_map = evaluate.main(["-c", args.config, "-o", f"weights={weights}"])["mAP"]
     print("== export and measure with Paddle Inference")
-    deployed = export_model.main(["-c", args.config, "-o", f"weights={weights}", "--threads", str(args.threads)])
-    if not isinstance(deployed, dict):
-        raise common.UsageError("the exported model's output differs from the executor's; see above")
+    deployed = export_model.main(["-c", args.config, "-o", f"weights={weights}", "--threads", str(args.threads),
+                                  *overwrite])
 
     b, a = pruned["before"], pruned["after"]
     rows = [

@@ -27,7 +27,7 @@ def load_model(cfg, mode, args):
     spec = getattr(programs, mode)
     exe, scope = paddle.static.Executor(place), paddle.static.Scope()
     exe.run(programs.startup, scope=scope)
-    plan = common.plan_beside(prefix)
+    plan = common.checked_plan(prefix)
     if plan is not None:
         common.check_against_plan(plan, params, ratios)
     elif params is not None:  # PaddleSlim-style: reshape by flags (indices do not matter, weights overwrite)
@@ -38,19 +38,9 @@ def load_model(cfg, mode, args):
         plan = pruner.plan
     if plan is not None:
         spec = common.apply_saved_plan(spec, scope, plan, place)
-        resize_scope(scope, plan, place)
+        common.resize_scope(scope, plan, place)
     load_weights(prefix, scope, place, programs.param_names)
     return programs, spec, exe, scope, place, plan
-
-
-def resize_scope(scope, plan, place):
-    """Give the scope tensors the pruned shapes, so the loader can check the checkpoint against them."""
-    import numpy as np
-
-    for name, shape in plan.shapes.items():
-        var = scope.find_var(name)
-        if var is not None:
-            var.get_tensor().set(np.zeros(shape, dtype=np.array(var.get_tensor()).dtype), place)
 
 
 def main(argv=None):

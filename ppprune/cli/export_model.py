@@ -8,7 +8,6 @@ Writes `<save_dir>/<config name>_export/` with `model.json` (or `.pdmodel`), `mo
 """
 import os
 import shutil
-import tempfile
 
 import numpy as np
 
@@ -25,34 +24,16 @@ def parse_args(argv=None):
 
 
 def export(spec, exe, scope, folder):
-    """save_inference_model into `folder` atomically (a half-written export never replaces a good one)."""
+    """save_inference_model into `folder` (a staging folder: the export becomes visible only complete)."""
     import paddle
 
     from ..core.graph import feed_vars
 
-    parent = os.path.dirname(os.path.abspath(folder))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".export-", dir=parent)
-    try:
-        with paddle.static.scope_guard(scope):
-            paddle.static.save_inference_model(os.path.join(tmp, "model"), feed_vars(spec.program, spec.feeds),
-                                               list(spec.fetches.values()), exe, program=spec.program)
-        _replace_dir(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return os.path.join(folder, "model")
-
-
-def _replace_dir(src, dst):
-    old = None
-    if os.path.exists(dst):
-        old = dst + ".old"
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(dst, old)
-    os.replace(src, dst)
-    if old:
-        shutil.rmtree(old, ignore_errors=True)
+    prefix = os.path.join(folder, "model")
+    with paddle.static.scope_guard(scope):
+        paddle.static.save_inference_model(prefix, feed_vars(spec.program, spec.feeds), list(spec.fetches.values()),
+                                           exe, program=spec.program)
+    return prefix
 
 
 def sample_inputs(cfg, spec, seed=0):
@@ -95,47 +76,69 @@ def _labels(cfg):
 
 def main(argv=None):
     args = parse_args(argv)
+    from ..config import load_config
+    from ..outdir import staging_dir, swap_in
+    from .eval import load_model
+
+    cfg = load_config(args.config, args.opt)
+    programs, spec, exe, scope, place, plan = load_model(cfg, "infer", args)
+    base = plan.meta.get("base_weights") if plan is not None else None
+    out = common.output_dir(args, args.output_dir or common.save_dir(cfg, args.config, "_export"),
+                            inputs=[common.weights_prefix(cfg), base], flag="--output_dir <another folder>")
+    inputs = sample_inputs(cfg, spec)
+    stage = staging_dir(out.path)
+    try:
+        result = _export_all(cfg, args, spec, exe, scope, place, plan, base, inputs, stage)
+        swap_in(stage, out.path, os.listdir(stage))
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    print(f"exported to {out.path}")
+    return result
+
+
+def _export_all(cfg, args, spec, exe, scope, place, plan, base, inputs, stage):
+    """Everything the export writes, into `stage`; refuses an export whose predictor disagrees."""
     import paddle
 
     from .. import deploy
     from ..analysis import flops
-    from ..config import dump_config, load_config
+    from ..config import dump_config
     from ..engine import build_programs, load_weights
-    from .eval import load_model
 
-    cfg = load_config(args.config, args.opt)
-    out = args.output_dir or common.save_dir(cfg, args.config, "_export")
-    programs, spec, exe, scope, place, plan = load_model(cfg, "infer", args)
-    inputs = sample_inputs(cfg, spec)
-    model = export(spec, exe, scope, out)
-    write_infer_cfg(cfg, out)
-    dump_config(cfg, os.path.join(out, "config.yml"))
+    model = export(spec, exe, scope, stage)
+    write_infer_cfg(cfg, stage)
+    dump_config(cfg, os.path.join(stage, "config.yml"))
 
     # Same input through the executor and the exported predictor: the export must not change the model.
     with paddle.static.scope_guard(scope):
         expected = exe.run(spec.program, feed=inputs, fetch_list=list(spec.fetches.values()), return_numpy=False)
     expected = [np.array(t) for t in expected]
     use_gpu = bool(cfg.get("use_gpu")) and paddle.is_compiled_with_cuda()
-    predictor = deploy.create_predictor(model, threads=args.threads, use_gpu=use_gpu)
-    got = deploy.run(predictor, inputs)
-    same = len(got) == len(expected) and all(g.shape == e.shape and np.allclose(g, e, rtol=1e-3, atol=1e-3)
-                                             for g, e in zip(got, expected))
-    print(f"exported to {out}; Paddle Inference output {'matches' if same else 'DIFFERS FROM'} the executor's")
+    got = deploy.run(deploy.create_predictor(model, threads=args.threads, use_gpu=use_gpu), inputs)
+    if len(got) != len(expected) or any(g.shape != e.shape for g, e in zip(got, expected)):
+        raise common.UsageError("Paddle Inference returns outputs of other shapes than the executor "
+                                f"({[g.shape for g in got]} vs {[e.shape for e in expected]}); nothing was exported. "
+                                "Report this with the config and plan.json")
+    if not all(np.allclose(g, e, rtol=1e-3, atol=1e-3) for g, e in zip(got, expected)):
+        worst = max(float(np.abs(g - e).max()) for g, e in zip(got, expected) if e.size)
+        raise common.UsageError(f"Paddle Inference output differs from the executor's by up to {worst:.3g}; "
+                                "nothing was exported. Export with use_gpu: false, or report this with the config "
+                                "and plan.json")
+    print("Paddle Inference output matches the executor's")
     rows = [_measure("pruned" if plan else "model", spec.program, model, inputs, args, use_gpu, flops)]
 
     if plan is not None:  # the unpruned reference, from the weights the plan started from
         ref = build_programs(cfg, "infer")
         ref_scope = paddle.static.Scope()
         exe.run(ref.startup, scope=ref_scope)
-        base = plan.meta.get("base_weights")
         if base:
             load_weights(base, ref_scope, place, ref.param_names)
-        ref_model = export(ref.infer, exe, ref_scope, os.path.join(out, "original"))
+        os.makedirs(os.path.join(stage, "original"))
+        ref_model = export(ref.infer, exe, ref_scope, os.path.join(stage, "original"))
         rows.insert(0, _measure("original", ref.infer.program, ref_model, inputs, args, use_gpu, flops))
     common.print_table(f"Paddle Inference ({'GPU' if use_gpu else f'CPU, {args.threads} thread(s)'}):",
                        ("model", "FLOPs (MACs)", "file MB", "latency ms"), rows)
-    if not same:
-        return 1
     return {row[0]: {"flops": row[1], "file_mb": row[2], "latency_ms": row[3]} for row in rows}
 
 

@@ -13,13 +13,14 @@ from . import common
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = common.OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model_dir", required=True, help="folder written by tools/export_model.py")
     p.add_argument("--infer_img", default=None, help="one image")
     p.add_argument("--infer_dir", default=None, help="a folder of images")
     p.add_argument("--output_dir", default="output/infer")
     p.add_argument("--draw_threshold", type=float, default=None, help="default: infer_cfg.yml's draw_threshold")
     p.add_argument("--threads", type=int, default=1)
+    common.add_overwrite_flag(p)
     return p.parse_args(argv)
 
 
@@ -75,15 +76,22 @@ def main(argv=None):
     cfg_path = os.path.join(args.model_dir, "infer_cfg.yml")
     if not os.path.isfile(cfg_path):
         raise common.UsageError(f"no infer_cfg.yml in '{args.model_dir}': export the model with tools/export_model.py")
-    with open(cfg_path) as f:
-        info = yaml.safe_load(f)
+    try:
+        with open(cfg_path) as f:
+            info = yaml.safe_load(f)
+    except yaml.YAMLError:
+        info = None
+    if not isinstance(info, dict) or "Preprocess" not in info:
+        raise common.UsageError(f"{cfg_path} is damaged; export the model again with tools/export_model.py")
     threshold = info.get("draw_threshold", 0.5) if args.draw_threshold is None else args.draw_threshold
+    files = images(args)
+    out = common.output_dir(args, args.output_dir, inputs=[args.model_dir, *files], flag="--output_dir <another folder>")
     predictor = deploy.create_predictor(os.path.join(args.model_dir, "model"), threads=args.threads)
-    os.makedirs(args.output_dir, exist_ok=True)
-    for path in images(args):
+    out.open()
+    for path in files:
         image, inputs = preprocess(path, info)
         boxes = deploy.run(predictor, {n: inputs[n] for n in predictor.get_input_names()})[0]
-        out = os.path.join(args.output_dir, os.path.splitext(os.path.basename(path))[0] + ".png")
-        draw(image, boxes.reshape(-1, 6), info.get("label_list", []), threshold, out)
-        print(f"{path}: {int((boxes.reshape(-1, 6)[:, 1] >= threshold).sum())} boxes -> {out}")
+        png = os.path.join(out.path, os.path.splitext(os.path.basename(path))[0] + ".png")
+        draw(image, boxes.reshape(-1, 6), info.get("label_list", []), threshold, png)
+        print(f"{path}: {int((boxes.reshape(-1, 6)[:, 1] >= threshold).sum())} boxes -> {png}")
     return 0

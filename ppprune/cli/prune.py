@@ -30,10 +30,9 @@ def main(argv=None):
 
     from ..config import dump_config, load_config
     from ..engine import build_programs, distributed, load_checkpoint, load_weights
+    from ..engine.trainer import check_train_keys
     from ..prune import Pruner
     from ..prune.report import format_report, prunable_params
-
-    from .eval import resize_scope
 
     cfg = load_config(args.config, args.opt)
     paddle.enable_static()
@@ -45,16 +44,19 @@ def main(argv=None):
     params, ratios = common.pruned_request(args)
     if args.target_flops is not None and not args.sensitivities_file:
         raise common.UsageError("--target_flops needs --sensitivities_file (make one with tools/sensitive.py)")
-    resumed_plan = common.plan_beside(args.resume_checkpoint) if args.resume_checkpoint else None
+    resumed_plan = common.checked_plan(args.resume_checkpoint) if args.resume_checkpoint else None
     if params is None and resumed_plan is None and args.target_flops is None:
         raise common.UsageError("nothing to prune: give --pruned_params and --pruned_ratios, or --target_flops "
                                 "with --sensitivities_file (list candidates with --print_params)")
-    out = common.save_dir(cfg, args.config, "_pruned")
+    check_train_keys(cfg, min_iters=0)  # max_iters=0: prune without fine-tuning
+    base = cfg.get("weights") or cfg.get("pretrain_weights")
+    out = common.output_dir(args, common.save_dir(cfg, args.config, "_pruned"),
+                            inputs=[None if resumed_plan else base, args.sensitivities_file],
+                            own_inputs=[args.resume_checkpoint])
     place = distributed.setup(cfg.get("use_gpu", False))
     programs = build_programs(cfg, "train")
     exe, scope = paddle.static.Executor(place), paddle.static.Scope()
     exe.run(programs.startup, scope=scope)
-    base = cfg.get("weights") or cfg.get("pretrain_weights")
     if base and not resumed_plan:
         load_weights(base, scope, place, programs.param_names)
     distributed.broadcast_scope(scope, programs.param_names, place)  # the same weights select the same channels
@@ -66,7 +68,6 @@ def main(argv=None):
     if resumed_plan is not None:
         common.check_against_plan(resumed_plan, params, ratios)
         train, _, _ = pruner.apply_plan(programs.train.program, scope, resumed_plan, place=place, only_graph=True)
-        resize_scope(scope, resumed_plan, place)  # the checkpoint is checked against the pruned shapes
     else:
         ratios = _round_ratios(programs.train.program, params, ratios, args.round_to)
         train, _, _ = pruner.prune(programs.train.program, scope, params, ratios, place=place)
@@ -76,28 +77,51 @@ def main(argv=None):
     programs.eval = common.apply_saved_plan(programs.eval, scope, plan, place)
     start_iter = 0
     if args.resume_checkpoint:
+        common.resize_scope(scope, plan, place)  # the checkpoint holds the pruned shapes
         start_iter = load_checkpoint(args.resume_checkpoint, scope, place, programs.param_names, programs.opt_names)["iter"]
     if distributed.ranks().parallel:
         _check_ranks_agree(plan, scope, programs.param_names)
+    max_iters = cfg["max_iters"]
+    data = common.loaders(cfg, args.eval) if max_iters > start_iter else None
     after = common.cost(programs.eval.program, scope)
     for s in plan.skipped:
         print(f"skipped {s['param']}: {s['reason']}")
     _print_costs(before, after, plan)
-    if distributed.is_main():
-        plan.save(os.path.join(out, common.PLAN_FILE))
-        dump_config(cfg, os.path.join(out, "config.yml"))
 
-    max_iters = cfg["max_iters"]
-    if max_iters <= start_iter:
+    meta = {"plan_sha1": plan.digest()}
+    if distributed.is_main():  # everything is validated: from here on rank 0 writes
+        out.open()
+        plan.save(os.path.join(out.path, common.PLAN_FILE))
+        dump_config(cfg, os.path.join(out.path, "config.yml"))
+        _remove_stale_checkpoints(out, meta["plan_sha1"])
+    if data is None:
         from ..engine.checkpoint import save_checkpoint
 
         if distributed.is_main():
-            save_checkpoint(os.path.join(out, "model_final"), scope, programs.param_names, programs.opt_names,
-                            {"iter": start_iter})
-        print(f"no fine-tuning (max_iters={max_iters}); pruned weights in {out}/model_final")
-        return {"before": before, "after": after, "out": out}
-    common.train(cfg, programs, exe, scope, out, start_iter, args.eval, what="fine-tuning (plan.json beside)")
-    return {"before": before, "after": after, "out": out}
+            save_checkpoint(os.path.join(out.path, "model_final"), scope, programs.param_names, programs.opt_names,
+                            {**meta, "iter": start_iter})
+        print(f"no fine-tuning (max_iters={max_iters}); pruned weights in {out.path}/model_final")
+    else:
+        common.train(cfg, programs, exe, scope, out.path, start_iter, data, "fine-tuning (plan.json beside)", meta)
+    return {"before": before, "after": after, "out": out.path}
+
+
+def _remove_stale_checkpoints(out, digest):
+    """Our checkpoints from an earlier run with another plan: they no longer load beside the new plan.json."""
+    from ..engine.checkpoint import read_meta
+
+    stale = []
+    for name in sorted(out.files):
+        if name.endswith(".pdparams"):
+            prefix = os.path.join(out.path, name[: -len(".pdparams")])
+            try:
+                if read_meta(prefix).get("plan_sha1") != digest:
+                    stale.append(name[: -len(".pdparams")])
+            except ValueError:  # an unreadable .pdopt: ours, torn by a kill, never loadable
+                stale.append(name[: -len(".pdparams")])
+    if stale:
+        out.remove([n + ext for n in stale for ext in (".pdparams", ".pdopt")])
+        print(f"removed {len(stale)} checkpoint(s) of an earlier run with another plan: {', '.join(stale)}")
 
 
 def _check_ranks_agree(plan, scope, names):

@@ -30,18 +30,16 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-class _FirstBatches:
-    def __init__(self, loader, n):
-        self.loader, self.n = loader, min(n, len(loader))
+def _first_batches(loader, n):
+    """The first `n` batches, read once and kept: every evaluation reuses them, so no loader (and none of
+    its worker processes) is started per trial."""
+    import itertools
 
-    def __len__(self):
-        return self.n
-
-    def __iter__(self):
-        for i, batch in enumerate(self.loader):
-            if i >= self.n:
-                return
-            yield batch
+    batches = iter(loader)
+    try:
+        return list(itertools.islice(batches, n))
+    finally:
+        batches.close()  # ends the loader's workers now, not whenever the generator is collected
 
 
 def _shard(params, text):
@@ -66,10 +64,10 @@ def main(argv=None):
     if ranks.parallel and (args.shard or args.merge):
         raise common.UsageError("under paddle.distributed.launch each rank takes its shard and rank 0 merges: "
                                 "drop --shard/--merge (or run them in one process)")
-    out = common.save_dir(cfg, args.config, "_sensitivity")
+    if args.eval_batches is not None and args.eval_batches < 1:
+        raise common.UsageError(f"--eval_batches {args.eval_batches}: give a positive number of batches")
+    out = common.output_dir(args, common.save_dir(cfg, args.config, "_sensitivity"), inputs=[cfg.get("weights")])
     distributed.setup(cfg.get("use_gpu", False))
-    if ranks.is_main:
-        dump_config(cfg, os.path.join(out, "config.yml"))
     programs, spec, exe, scope, place, plan = load_model(cfg, "eval", None)
     if ranks.parallel:
         args.shard = f"{ranks.rank}/{ranks.world}"
@@ -79,13 +77,16 @@ def main(argv=None):
             return 0
         sens = _merge_shards(args, out, _all_params(args, spec))
     elif args.merge:
-        target = args.sensitivities_file or os.path.join(out, "sensitivities.pkl")
-        _save_merged(merge_sensitive(args.merge), target)
+        target = args.sensitivities_file or os.path.join(out.path, "sensitivities.pkl")
+        merged = merge_sensitive(args.merge)
+        out.open()
+        dump_config(cfg, os.path.join(out.path, "config.yml"))
+        _save_merged(merged, target)
         print(f"merged {len(args.merge)} files into {target}")
         sens = load_sensitivities(target)
     else:
         sens = _analyse(cfg, args, out, spec, exe, scope, place)
-    _report(sens, args, out, spec.program, scope)
+    _report(sens, args, out.path, spec.program, scope)
     return 0
 
 
@@ -93,13 +94,14 @@ def _analyse(cfg, args, out, spec, exe, scope, place):
     from ..engine import distributed, eval_loop
     from ..engine.evaluators import build_evaluator
     from ..engine.readers import build_reader
-    from ..prune import sensitivity
+    from ..config import dump_config
+    from ..core.graph import view_of
+    from ..prune import load_sensitivities, sensitivity
+    from ..prune.pruner import check_names
     from ..prune.sensitive import DEFAULT_RATIOS
 
     units = _units(args, spec)
-    ratios = [float(r) for r in common.split_list(args.pruned_ratios)] or None
-    if ratios and not all(0 < r < 1 for r in ratios):
-        raise common.UsageError("--pruned_ratios for sensitivity must lie in (0, 1)")
+    ratios = _grid(args.pruned_ratios)
     suffix, total = "", sum(len(unit) for unit in units)
     if args.shard:
         units, suffix = _shard(units, args.shard)
@@ -107,16 +109,22 @@ def _analyse(cfg, args, out, spec, exe, scope, place):
     if args.shard:
         per = len(ratios or DEFAULT_RATIOS)
         print(f"shard {args.shard}: {len(params) * per} of {total * per} evaluations ({len(params)} of {total} weights)")
-    target = _shard_file(args, out, suffix) if distributed.ranks().parallel else \
-        args.sensitivities_file or os.path.join(out, f"sensitivities{suffix}.pkl")
+    target = _shard_file(args, out.path, suffix) if distributed.ranks().parallel else \
+        args.sensitivities_file or os.path.join(out.path, f"sensitivities{suffix}.pkl")
+    load_sensitivities(target)  # a damaged results file is an error now, before anything is written
+    check_names(view_of(spec.program), params)
     dataset, loader = build_reader(cfg, "EvalReader", every_rank=True)
     if args.eval_batches:
-        loader = _FirstBatches(loader, args.eval_batches)
+        loader = _first_batches(loader, args.eval_batches)
     evaluator = build_evaluator(cfg, dataset)
 
     def eval_func(program):
         return eval_loop(common.remap_program(spec, program), exe, scope, loader, evaluator)[evaluator.key]
 
+    if distributed.is_main():  # everything is validated: from here on the run writes
+        out.open()
+        dump_config(cfg, os.path.join(out.path, "config.yml"))
+    distributed.barrier()  # the folder exists before any rank writes its shard
     print(f"analysing {len(params)} weights; results in {target} (rerun the same command to resume)")
     return sensitivity(spec.program, place, params, eval_func, sensitivities_file=target, pruned_ratios=ratios, scope=scope)
 
@@ -150,12 +158,26 @@ def _merge_shards(args, out, params):
     from ..prune import load_sensitivities, merge_sensitive, save_sensitivities, sensitivity_baseline
 
     world = distributed.ranks().world
-    files = [_shard_file(args, out, f".shard{i}of{world}") for i in range(world)]
+    files = [_shard_file(args, out.path, f".shard{i}of{world}") for i in range(world)]
+    out.add(*(os.path.basename(f) for f in files if os.path.dirname(os.path.abspath(f)) == out.path))  # ours too
     merged = merge_sensitive(files)
-    target = _target(args, out)
+    target = _target(args, out.path)
     save_sensitivities(target, {p: merged[p] for p in params if p in merged}, sensitivity_baseline(files[0]))
     print(f"merged {world} shards into {target}")
     return load_sensitivities(target)
+
+
+def _grid(text):
+    """--pruned_ratios as the ratios to try (None: the default grid)."""
+    ratios = []
+    for t in common.split_list(text):
+        try:
+            ratios.append(float(t))
+        except ValueError:
+            raise common.UsageError(f"--pruned_ratios: '{t}' is not a number; give ratios like 0.1,0.2,0.3") from None
+        if not 0 < ratios[-1] < 1:
+            raise common.UsageError(f"--pruned_ratios: {t} is outside (0, 1); a ratio is the share of channels to remove")
+    return ratios or None
 
 
 def _save_merged(sens, path):
@@ -190,6 +212,7 @@ def _report(sens, args, out, program, scope):
 
 
 def _suggest(ratios):
+    ratios = {p: r for p, r in ratios.items() if r > 0}
     if ratios:
         print("  tools/prune.py ... --pruned_params " + ",".join(ratios) + " --pruned_ratios "
               + ",".join(f"{r:.3f}" for r in ratios.values()))

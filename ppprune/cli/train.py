@@ -22,13 +22,15 @@ def main(argv=None):
 
     from ..config import dump_config, load_config
     from ..engine import build_programs, distributed, load_checkpoint, load_weights
+    from ..engine.trainer import check_train_keys
 
     cfg = load_config(args.config, args.opt)
+    check_train_keys(cfg)
     paddle.enable_static()
     place = distributed.setup(cfg.get("use_gpu", False))
-    save_dir = common.save_dir(cfg, args.config)
-    if distributed.is_main():
-        dump_config(cfg, os.path.join(save_dir, "config.yml"))
+    weights = None if args.resume_checkpoint else cfg.get("weights") or cfg.get("pretrain_weights")
+    out = common.output_dir(args, common.save_dir(cfg, args.config), inputs=[weights],
+                            own_inputs=[args.resume_checkpoint])
 
     programs = build_programs(cfg, "train")
     exe, scope = paddle.static.Executor(place), paddle.static.Scope()
@@ -37,9 +39,13 @@ def main(argv=None):
     if args.resume_checkpoint:
         start_iter = load_checkpoint(args.resume_checkpoint, scope, place, programs.param_names, programs.opt_names)["iter"]
         print(f"resumed from {args.resume_checkpoint} at iteration {start_iter}")
-    elif cfg.get("weights") or cfg.get("pretrain_weights"):
-        load_weights(cfg.get("weights") or cfg["pretrain_weights"], scope, place, programs.param_names)
+    elif weights:
+        load_weights(weights, scope, place, programs.param_names)
     distributed.broadcast_scope(scope, programs.param_names + programs.opt_names, place)
+    data = common.loaders(cfg, args.eval)
 
-    best = common.train(cfg, programs, exe, scope, save_dir, start_iter, args.eval)
-    return {"best": best, "save_dir": save_dir}
+    if distributed.is_main():  # everything is validated: from here on rank 0 writes
+        out.open()
+        dump_config(cfg, os.path.join(out.path, "config.yml"))
+    best = common.train(cfg, programs, exe, scope, out.path, start_iter, data)
+    return {"best": best, "save_dir": out.path}

@@ -33,6 +33,10 @@ class ConfigError(KeyError):
         return str(self.args[0])
 
 
+class ConfigValueError(ValueError):
+    """A config value of the wrong type or out of range; the message names the key and what is allowed."""
+
+
 def suggest(key, candidates):
     near = difflib.get_close_matches(str(key), [str(c) for c in candidates], n=3, cutoff=0.5)
     return f" Did you mean {', '.join(repr(n) for n in near)}?" if near else ""
@@ -49,9 +53,34 @@ def deep_merge(base, override):
     return out
 
 
+def _nearest_configs(path):
+    """Existing .yml files whose names are closest to `path`'s (same folder, else anywhere under configs/)."""
+    import glob
+
+    folder = os.path.dirname(path)
+    pool = glob.glob(os.path.join(folder, "*.yml")) if os.path.isdir(folder) else []
+    pool = pool or glob.glob(os.path.join("configs", "**", "*.yml"), recursive=True)
+    names = {os.path.basename(p): p for p in pool}
+    near = difflib.get_close_matches(os.path.basename(path), list(names), n=2, cutoff=0.4)
+    return [names[n] for n in near]
+
+
 def _read_yaml(path):
-    with open(path, encoding="utf-8") as f:
-        data = yaml.load(f, Loader=_Loader) or {}
+    if not os.path.isfile(path):
+        near = _nearest_configs(path)
+        hint = f" Did you mean {', '.join(repr(n) for n in near)}?" if near else " Check the path of -c."
+        raise ConfigError(f"config file '{path}' does not exist.{hint}")
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.load(f, Loader=_Loader) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"{path}: YAML syntax error{where} ({problem}); fix the file (indentation, ':' "
+                          "after keys, matching brackets)") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot read config '{path}' ({e}); check the path and that it is a text file") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a config must be a mapping, got {type(data).__name__}")
     return data
@@ -90,9 +119,35 @@ def apply_override(cfg, keys, value):
             raise ConfigError(f"unknown config key '{'.'.join(keys[:depth + 1])}'.{suggest(k, node)} "
                               f"Keys under {where}: {', '.join(map(str, node))}")
         if depth == len(keys) - 1:
-            node[k] = value
+            node[k] = _typed_like(node[k], value, ".".join(keys))
         node = node[k]
     return cfg
+
+
+def _typed_like(base, value, key):
+    """`value` for a key whose config value is `base`: same kind of value (an int stays an int, a number
+    stays a number, a list a list...), so a typo fails here and not at the first iteration."""
+    if base is None or value is None:
+        return value
+    if isinstance(base, str):
+        return value if isinstance(value, str) else str(value) if not isinstance(value, (list, dict)) else _bad(key, base, value)
+    if isinstance(base, bool):
+        return value if isinstance(value, bool) else _bad(key, base, value)
+    if isinstance(base, int):
+        return value if isinstance(value, int) and not isinstance(value, bool) else _bad(key, base, value)
+    if isinstance(base, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return float(value) if ok else _bad(key, base, value)
+    if isinstance(base, (list, dict)):
+        return value if isinstance(value, type(base)) else _bad(key, base, value)
+    return value
+
+
+def _bad(key, base, value):
+    kinds = {bool: "true or false", int: "an integer", float: "a number", list: "a list like [1, 2]",
+             dict: "a mapping like {a: 1}", str: "a single value"}
+    raise ConfigValueError(f"override '{key}={value}': {key} takes {kinds[type(base)]} (the config has "
+                           f"{base!r}); fix the value after '{key}='")
 
 
 def load_config(path, overrides=()):

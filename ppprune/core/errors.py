@@ -15,3 +15,7 @@ class CannotFollow(PruneError):
             f"Leave '{param}' out of the pruned params, or add a channel rule for '{op.type}' in "
             f"ppprune/core/rules.py."
         )
+
+
+class MissingDependency(ImportError):
+    """An optional package a feature needs is not installed; the message names the extra to install."""

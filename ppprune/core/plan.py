@@ -5,6 +5,7 @@ program holding those weights (a train program and its eval clone, a reloaded ch
 coupled tensors are re-derived by walking that program. `tensors` and `shapes` are kept for people and
 for checking a checkpoint against the plan.
 """
+import hashlib
 import json
 from collections import defaultdict
 
@@ -50,8 +51,18 @@ class Plan:
 
     @classmethod
     def load(cls, path):
-        with open(path) as f:
-            return cls.from_dict(json.load(f))
+        try:
+            with open(path) as f:
+                return cls.from_dict(json.load(f))
+        except (ValueError, KeyError, TypeError, AttributeError) as e:  # truncated, not JSON, or not a plan
+            raise PruneError(f"{path} is not a readable plan ({e.__class__.__name__}: truncated or edited); restore "
+                             "the plan.json written with the checkpoint beside it, or prune again") from None
+
+    def digest(self):
+        """sha1 of what the plan prunes (not its meta): checkpoints record it to be checked against their plan."""
+        d = self.to_dict()
+        body = json.dumps({k: d[k] for k in ("entries", "tensors", "shapes")}, sort_keys=True, default=int)
+        return hashlib.sha1(body.encode()).hexdigest()
 
     def __repr__(self):
         body = ", ".join(f"{e['param']}: -{len(e['pruned'])}/{e['size']}" for e in self.entries)

@@ -51,7 +51,13 @@ def _object_pools(source, split):
         images, labels = load_fashion_mnist("train" if split == "train" else "test", FMNIST_ROOT)
         classes = FASHION_CLASSES
     else:
-        from sklearn.datasets import load_digits  # optional dependency, only for this fallback
+        try:
+            from sklearn.datasets import load_digits  # optional dependency, only for this fallback
+        except ImportError:
+            from ppprune.core.errors import MissingDependency
+
+            raise MissingDependency("the demo dataset needs Fashion-MNIST or scikit-learn's digits: pip install "
+                                    "'ppprune[data]' (or pip install scikit-learn)") from None
 
         digits = load_digits()
         half = len(digits.target) // 2  # disjoint halves keep val objects unseen in training
@@ -66,7 +72,13 @@ def _object_pools(source, split):
 
 
 def _textures():
-    import skimage.data  # optional dependency, only for the demo backgrounds
+    try:
+        import skimage.data  # optional dependency, only for the demo backgrounds
+    except ImportError:
+        from ppprune.core.errors import MissingDependency
+
+        raise MissingDependency("generating the demo dataset needs scikit-image: pip install 'ppprune[data]' "
+                                "(or pip install scikit-image)") from None
 
     out = []
     for name in TEXTURES:

@@ -168,11 +168,19 @@ class DetLoader:
         for part in (self._data, self._collate, self._sampler):
             part.epoch = self.epoch
         self.epoch += 1
-        for batch in self._loader:
-            if "_error" in batch:
-                _raise_error_batch(batch)
-            # paddle hands back Tensors; the trainers feed numpy.
-            yield {k: np.asarray(v) for k, v in batch.items()}
+        batches = iter(self._loader)
+        try:
+            for batch in batches:
+                if "_error" in batch:
+                    _raise_error_batch(batch)
+                # paddle hands back Tensors; the trainers feed numpy.
+                yield {k: np.asarray(v) for k, v in batch.items()}
+        finally:
+            # A pass left early (first N batches, an error) must end its worker processes now: left to the
+            # garbage collector, one loop of evaluations piles up hundreds of them.
+            shutdown = getattr(batches, "_try_shutdown_all", None)
+            if shutdown is not None:
+                shutdown()
 
 
 def build_dataloader(dataset, batch_size, shuffle=False, drop_last=False, num_workers=0,

@@ -62,7 +62,16 @@ class FilterPruner:
 
     # -- tracing --------------------------------------------------------------------------------
     def _traced(self):
-        t = trace(self.model, self.inputs)
+        try:
+            t = trace(self.model, self.inputs)
+        except PruneError:
+            raise
+        except Exception as e:  # noqa: BLE001 - Paddle's tracing errors run to pages; say what to check
+            first = next((line.strip() for line in str(e).splitlines() if line.strip()), "")
+            raise PruneError(f"tracing the model with inputs {self.inputs!r} failed ({e.__class__.__name__}: "
+                             f"{first[:120]}); give the full input shape with the batch dimension, e.g. "
+                             "[1, 3, 224, 224], or example tensors") from None
+        _check_conv_inputs(t.view, self.inputs)
         return signature(self.model), t, count(t.view)[0]
 
     def _current(self):
@@ -173,6 +182,22 @@ class L2NormFilterPruner(FilterPruner):
 
 class FPGMFilterPruner(FilterPruner):
     criterion = "geometry_median"
+
+
+def _check_conv_inputs(view, inputs):
+    """Every conv must see the channels its filter takes: a wrong input shape traces without complaint."""
+    for op in view.ops:
+        if op.type not in ("conv2d", "depthwise_conv2d"):
+            continue
+        x_shape, f_shape = view.shape(op.ins("input")[0]), view.shape(op.ins("filter")[0])
+        if not x_shape or not f_shape:
+            continue
+        channels = x_shape[-1] if str(op.attr("data_format") or "NCHW").upper() in ("NHWC", "NDHWC") else x_shape[1]
+        want = f_shape[1] * (op.attr("groups") or 1)
+        if channels > 0 and channels != want:
+            name = view.persistable_name(op.ins("filter")[0])
+            raise PruneError(f"inputs {inputs!r} give conv '{name}' {channels} input channels, but it takes {want}; "
+                             "give the input shape the model expects, e.g. [1, 3, 224, 224]")
 
 
 def _producers(view, param):

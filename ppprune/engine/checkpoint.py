@@ -48,9 +48,42 @@ def resolve_weights(path):
 
 
 def _read(path):
+    """(raw bytes, {name: array}) of a checkpoint file; anything else is a WeightsError naming the file."""
     with open(path, "rb") as f:
         data = f.read()
-    return data, pickle.loads(data)
+    try:
+        arrays = pickle.loads(data)
+    except Exception as e:  # noqa: BLE001 - truncated or foreign files raise many types (EOF, Unpickling, ...)
+        raise WeightsError(f"{path} is not a readable checkpoint ({e.__class__.__name__}: it is truncated or not a "
+                           "pickle); point -o weights= at a complete .pdparams file, e.g. re-copy or re-save it") from None
+    if not isinstance(arrays, dict) or not all(isinstance(k, str) for k in arrays):
+        raise WeightsError(f"{path} holds a pickled {type(arrays).__name__}, not a {{name: array}} checkpoint; "
+                           "point -o weights= at a .pdparams file saved by ppprune or PaddleDetection")
+    return data, arrays
+
+
+def read_meta(prefix):
+    """The meta saved in `prefix.pdopt` (iteration, plan digest), or {} when there is no .pdopt."""
+    if str(prefix).endswith(".pdparams"):
+        prefix = prefix[: -len(".pdparams")]
+    if os.path.isdir(prefix):
+        prefix = os.path.join(prefix, "model_final")
+    path = prefix + ".pdopt"
+    if not os.path.isfile(path):
+        return {}
+    meta = _read(path)[1].get(META_KEY, {})
+    return meta if isinstance(meta, dict) else {}
+
+
+def check_plan(prefix, plan):
+    """Refuse a checkpoint whose .pdopt records another plan than `plan` (an edited, replaced or missing
+    plan.json). Checkpoints recording no plan digest (older ones, copied .pdparams alone) are not checked."""
+    saved = read_meta(prefix).get("plan_sha1")
+    if saved is None or (plan is not None and saved == plan.digest()):
+        return
+    what = "is missing" if plan is None else "is not the one it was saved with (edited or replaced)"
+    raise WeightsError(f"checkpoint '{prefix}' was pruned by a plan, and the plan.json beside it {what}; restore "
+                       "the plan.json written with this checkpoint, or use a checkpoint written with this plan")
 
 
 def _write_scope(scope, place, arrays, names, source):

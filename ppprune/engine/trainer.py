@@ -100,16 +100,38 @@ def eval_loop(spec, exe, scope, loader, evaluator):
     return evaluator.accumulate()
 
 
+def check_train_keys(cfg, min_iters=1):
+    """The numbers the trainer reads, checked before anything runs or is written."""
+    from ..config import ConfigValueError
+
+    def need(where, value, low, what):
+        if isinstance(value, bool) or not isinstance(value, what) or value < low:
+            kind = "an integer" if what is int else "a number"
+            raise ConfigValueError(f"{where} is {value!r}; it must be {kind} >= {low} (fix the config or "
+                                   f"-o {where}=...)")
+
+    need("max_iters", cfg.get("max_iters"), min_iters, int)
+    need("snapshot_iter", cfg.get("snapshot_iter"), 1, int)
+    reader = cfg.get("TrainReader") or {}
+    need("TrainReader.batch_size", reader.get("batch_size", 1), 1, int)
+    need("TrainReader.num_workers", reader.get("num_workers", 0), 0, int)
+    lr = (cfg.get("LearningRate") or {}).get("base_lr")
+    if lr is not None:
+        need("LearningRate.base_lr", lr, 0, (int, float))
+
+
 def fit(programs, exe, scope, train_loader, save_dir, max_iters, snapshot_iter, start_iter=0,
-        eval_loader=None, evaluator=None):
+        eval_loader=None, evaluator=None, meta=None):
     """Train `programs.train`; every `snapshot_iter` save `<save_dir>/<iter>` and, given an evaluator,
     evaluate `programs.eval` and keep the best as `best_model`. Ends with `model_final`. Returns the
-    best result (or None). Data-parallel, only rank 0 saves and evaluates (the ranks hold the same
-    parameters) while the others wait for it at a barrier."""
+    best result (or None). `meta` goes into every checkpoint (e.g. the digest of the plan pruned by).
+    Data-parallel, only rank 0 saves and evaluates (the ranks hold the same parameters) while the others
+    wait for it at a barrier."""
     best = {"value": -math.inf, "result": None}
 
     def save(name, it):
-        save_checkpoint(os.path.join(save_dir, name), scope, programs.param_names, programs.opt_names, {"iter": it})
+        save_checkpoint(os.path.join(save_dir, name), scope, programs.param_names, programs.opt_names,
+                        {**(meta or {}), "iter": it})
 
     def on_iter(it, loss):
         if it % snapshot_iter and it != max_iters:

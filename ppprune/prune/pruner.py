@@ -30,21 +30,23 @@ class Pruner:
         """Return `(pruned_program, param_backup, param_shape_backup)`. The input program is not modified;
         the scope is changed in place unless `only_graph`. Backups are dicts when asked for, else None."""
         params, ratios = check_request(params, ratios)
+        _check_modes(lazy, only_graph)
         pruned, self.lookup = clone(program)
         view = view_of(pruned)
         check_names(view, params)
-        plan, work = planning.build(view, _reader(scope), params, ratios, self.criterion, self.idx_selector)
+        plan, work = planning.build(view, _reader(scope, view), params, ratios, self.criterion, self.idx_selector)
         return self._apply(pruned, view, scope, plan, work, place, lazy, only_graph, param_backup, param_shape_backup)
 
     def apply_plan(self, program, scope, plan, place=None, lazy=False, only_graph=False,
                    param_backup=False, param_shape_backup=False):
         """Replay a saved `Plan` (same channels) on a program holding the same weights."""
         params = [e["param"] for e in plan.entries]
+        _check_modes(lazy, only_graph)
         pruned, self.lookup = clone(program)
         view = view_of(pruned)
         check_names(view, params)
         fixed = {e["param"]: e["pruned"] for e in plan.entries}
-        new_plan, work = planning.build(view, _reader(scope), params, [e["ratio"] for e in plan.entries],
+        new_plan, work = planning.build(view, _reader(scope, view), params, [e["ratio"] for e in plan.entries],
                                         self.criterion, self.idx_selector, fixed=fixed)
         new_plan.criterion, new_plan.idx_selector = plan.criterion, plan.idx_selector
         return self._apply(pruned, view, scope, new_plan, work, place, lazy, only_graph, param_backup, param_shape_backup)
@@ -71,6 +73,8 @@ class Pruner:
         shape_backup = {n: list(view.shape(k)) for n, k in names.items()}
         plan.tensors = {n: {a: idx.tolist() for a, idx in axes.items()} for n, axes in changes.items()}
         plan.shapes = {n: shapes[k] for n, k in names.items()}
+        if not only_graph:
+            _check_scope(scope, shape_backup)
         backup = {}
         if not lazy:
             apply_program(view, removal, work.edits)
@@ -80,14 +84,48 @@ class Pruner:
         return pruned, (backup if want_backup else None), (shape_backup if want_shapes else None)
 
 
-def _reader(scope):
+def _check_modes(lazy, only_graph):
+    if lazy and only_graph:
+        raise PruneError("lazy=True with only_graph=True would change nothing (lazy pruning zeroes channels in the "
+                         "scope, only_graph leaves the scope alone); drop one of them")
+
+
+def _reader(scope, view=None):
+    """Scope tensors by name for the criteria; with `view`, each must have the shape the program records
+    (a scope pruned already, or holding another model, would index out of range)."""
     def read(name):
         var = scope.find_var(name)
         if var is None:
             raise PruneError(f"'{name}' has no value in the scope: run the startup program or load weights first")
-        return tensors.read(var.get_tensor())
+        tensor = var.get_tensor()
+        if not tensor._is_initialized():
+            raise PruneError(f"'{name}' is in the scope but was never initialised: run the startup program (or load "
+                             "weights) into this scope before pruning")
+        arr = tensors.read(tensor)
+        key = view.param_key(name) if view is not None else None
+        if key is not None and view.shape(key) is not None and list(arr.shape) != list(view.shape(key)):
+            raise PruneError(f"'{name}' has shape {list(arr.shape)} in the scope but {list(view.shape(key))} in the "
+                             "program: the scope was pruned already or holds another model's weights. Prune the "
+                             "program this scope belongs to, or reload the weights")
+        return arr
 
     return read
+
+
+def _check_scope(scope, shapes):
+    """Before anything changes: every tensor about to be pruned exists, initialised, with the program's shape."""
+    for name, shape in shapes.items():
+        var = scope.find_var(name)
+        if var is None:
+            continue  # e.g. gradients, which live only while a training step runs
+        tensor = var.get_tensor()
+        if not tensor._is_initialized():
+            raise PruneError(f"'{name}' is in the scope but was never initialised: run the startup program (or load "
+                             "weights) into this scope before pruning")
+        if list(tensor.shape()) != list(shape):
+            raise PruneError(f"'{name}' has shape {list(tensor.shape())} in the scope but {list(shape)} in the "
+                             "program: the scope was pruned already or holds another model's weights. Prune the "
+                             "program this scope belongs to, or reload the weights")
 
 
 def check_request(params, ratios):

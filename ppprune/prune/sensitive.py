@@ -5,6 +5,7 @@ touched tensors back. A zeroed plan computes what the structurally pruned progra
 tests/oracle.py checks exactly that), so nothing is cloned, re-walked or recompiled per trial: each conv's
 group is walked once for all its ratios, and ratios that prune the same channels share one evaluation.
 """
+import json
 import math
 import numbers
 import os
@@ -48,7 +49,7 @@ def sensitivity(program, place, param_names, eval_func, sensitivities_file=None,
     store = _Store(sensitivities_file)
     view = view_of(program)
     check_names(view, params)
-    trials = _trials(view, _reader(scope), params, ratios, store, get_criterion(criterion), get_selector(idx_selector))
+    trials = _trials(view, _reader(scope, view), params, ratios, store, get_criterion(criterion), get_selector(idx_selector))
     if trials and store.baseline is None:
         store.baseline = _metric(eval_func(program))
         if store.baseline == 0:
@@ -151,7 +152,14 @@ def _record(store, params, ratios, loss):
 
 
 def _metric(value):
-    return float(np.asarray(value, dtype=np.float64).item())
+    try:
+        metric = float(np.asarray(value, dtype=np.float64).item())
+    except (TypeError, ValueError):
+        raise PruneError(f"eval_func returned {value!r}: it must return one number (the metric)") from None
+    if not math.isfinite(metric):
+        raise PruneError(f"eval_func returned {metric}: the metric must be a finite number; check the evaluation "
+                         "(an empty eval set, a diverged model)")
+    return metric
 
 
 def _clean_ratios(ratios):
@@ -166,12 +174,14 @@ def _clean_ratios(ratios):
 
 
 class _Store:
-    """Sensitivities and baseline, pickled as `{"format", "baseline", "sensitivities"}` (plain PaddleSlim
-    dicts are read too)."""
+    """Sensitivities pickled as the plain `{param: {ratio: loss}}` dict PaddleSlim reads, and the baseline
+    they are relative to in a JSON sidecar `<file>.baseline.json`. Files of the older single-pickle format
+    `{"format", "baseline", "sensitivities"}` are read too."""
 
     def __init__(self, path):
         self.path = os.fspath(path) if path is not None else None
         self.sens, self.baseline = _read(self.path) if self.path and os.path.exists(self.path) else ({}, None)
+        self._saved_baseline = self.baseline
 
     def record(self, param, ratios, loss):
         losses = self.sens.setdefault(param, {})
@@ -181,24 +191,50 @@ class _Store:
     def save(self):
         if self.path is None:
             return
+        if self.baseline is not None and self.baseline != self._saved_baseline:  # before the losses relative to it
+            with atomic_write(_sidecar(self.path)) as f:
+                json.dump({"format": _FORMAT, "baseline": self.baseline}, f)
+            self._saved_baseline = self.baseline
         with atomic_write(self.path, "wb") as f:
-            pickle.dump({"format": _FORMAT, "baseline": self.baseline, "sensitivities": self.sens}, f)
+            pickle.dump(self.sens, f)
+
+
+def _sidecar(path):
+    return path + ".baseline.json"
 
 
 def _read(path):
-    with open(path, "rb") as f:
-        data = pickle.load(f)
-    if isinstance(data, dict) and data.get("format") == _FORMAT:
-        return data["sensitivities"], data["baseline"]
+    """(sensitivities, baseline or None) from a results file; a damaged file is a PruneError naming it."""
+    try:
+        with open(path, "rb") as f:
+            data = pickle.load(f)
+    except Exception as e:  # noqa: BLE001 - truncated or foreign files raise many types
+        raise PruneError(f"{path} is not a readable sensitivities file ({e.__class__.__name__}: truncated or not a "
+                         "pickle); delete it to start the analysis again, or give another -s file") from None
+    baseline = None
+    if isinstance(data, dict) and data.get("format") == _FORMAT:  # the older single-pickle format
+        data, baseline = data.get("sensitivities"), data.get("baseline")
+    elif os.path.isfile(_sidecar(path)):
+        try:
+            with open(_sidecar(path)) as f:
+                baseline = json.load(f).get("baseline")
+        except (ValueError, AttributeError):
+            raise PruneError(f"{_sidecar(path)} is damaged; delete it (the baseline is evaluated again)") from None
     if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
         raise PruneError(f"{path} is not a sensitivities file: expected a pickled {{param: {{ratio: loss}}}} dict")
-    return data, None
+    for param, losses in data.items():
+        for r, loss in losses.items():
+            if not all(isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) for v in (r, loss)):
+                raise PruneError(f"{path}: '{param}' has ratio {r!r} with loss {loss!r}; ratios and losses must be "
+                                 "finite numbers. Delete the entry (or the file) and measure it again")
+    return data, baseline
 
 
 def load_sensitivities(sensitivities_file):
     """`{param: {ratio: loss}}` from a file written by `sensitivity` or by PaddleSlim ({} if it does not exist)."""
     if sensitivities_file is None or not os.path.exists(sensitivities_file):
         return {}
+    sensitivities_file = os.fspath(sensitivities_file)
     return _read(sensitivities_file)[0]
 
 
@@ -227,12 +263,13 @@ def merge_sensitive(sensitivities):
 def get_ratios_by_loss(sensitivities, loss):
     """{param: the largest ratio whose loss stays within `loss`}, interpolated linearly between the last
     measured ratio within it and the next one, never extrapolated past the largest measured ratio. A param
-    already losing more than `loss` at its smallest measured ratio is left out (PaddleSlim does the same)."""
+    already losing more than `loss` at its smallest measured ratio gets 0.0 (as in PaddleSlim 2.6)."""
     ratios = {}
     for param, losses in sensitivities.items():
         points = sorted((float(r), float(l)) for r, l in losses.items())
         within = [i for i, (_, l) in enumerate(points) if l <= loss]
         if not within:
+            ratios[param] = 0.0
             continue
         i = within[-1]
         r0, l0 = points[i]
@@ -268,7 +305,7 @@ def ratios_for_flops(program, sensitivities, pruned_flops, skip_params=(), round
     blocked = {cluster[p] for p in groups if p in skip_params or groups[p].outputs}
     candidates = {p: sensitivities[p] for p in sensitivities if cluster[p] not in blocked}
     base = count(view)[0]
-    read, crit = _reader(scope), get_criterion(criterion)
+    read, crit = _reader(scope, view), get_criterion(criterion)
 
     def attempt(threshold):
         by_loss = get_ratios_by_loss(candidates, threshold)
