@@ -153,9 +153,14 @@ def build(view, read, params, ratios, criterion, selector, fixed=None):
         if index is not None:
             claims.same(index, ratio, param)
             continue
+        node = master_axis(view, param)
+        if view.shape(node[0])[node[1]] == 1:  # a 1-channel head (a segmentation map): no ratio removes anything
+            plan.skipped.append({"param": param, "reason": "it has one output channel: nothing to prune"})
+            continue
         group = discover(view, param)
         if group.outputs:
-            plan.skipped.append({"param": param, "reason": "its channels reach a network output; pruning it would change the output shape"})
+            reason = "its channels reach a network output; pruning it would change the output shape"
+            plan.skipped.append({"param": param, "reason": reason + (f" ({group.output_reason})" if group.output_reason else "")})
             continue
         if not claims.check(group, ratio, param):
             continue
