@@ -256,19 +256,21 @@ def convnext(x):
     z = conv(y, 16, 16, "cn_dw", k=7, groups=16, bias=True, bn=False, act=None)
     z = paddle.transpose(z, [0, 2, 3, 1])
     z = nn.LayerNorm(16)(z)
-    z = nn.Linear(64, 16)(F.gelu(nn.Linear(16, 64)(z))) if paddle.framework.in_pir_mode() else nn.Linear(16, 16)(z)
+    z = nn.Linear(64, 16)(_act("gelu")(nn.Linear(16, 64)(z)))
     z = paddle.transpose(z, [0, 3, 1, 2])
     y = y + z
-    y = conv(y, 16, 8, "cn_down", k=2, stride=2, act=None)
+    y = conv(y, 16, 8, "cn_down", stride=2, act=None)
     y = nn.LayerNorm([4, 4])(y)  # normalizes H, W: the channels pass through
     return head(y, 8, 4)
 
 
 ARCHITECTURES.update({
     "shape_queries": (shape_queries, [3, 16, 16]),
-    "shuffle": (shuffle, [3, 8, 8]),
     "pixel_shuffle": (pixel_shuffle, [3, 8, 8]),
 })
+# Shuffles tie each branch conv to positions of the tensor it is concatenated with, so a conv's group
+# partly overlaps its neighbours' (the overlapping-groups merge of issue 14, point 1, plans them as one).
+SHUFFLES = {"shuffle": (shuffle, [3, 8, 8])}
 
 
 # -- control flow (issue 14) ----------------------------------------------------------------------

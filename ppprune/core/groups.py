@@ -121,15 +121,17 @@ class _Walk:
                 self.group._union(master[lo:hi])
 
     def used(self, key):
-        """Whether anything the network computes or returns depends on value `key`: results nothing reads
-        (a shape query's unused slice) carry no channels."""
+        """Whether a tensor the network computes or returns is built from size value `key` (a shape
+        vector or a scalar): sizes that only feed size arithmetic nothing reads (a shape query's unused
+        slice) carry no channels. A value of rank > 1 made from it counts as used."""
         view, seen, todo = self.view, set(), [key]
         while todo:
             k = todo.pop()
             if k in seen:
                 continue
             seen.add(k)
-            if view.is_fetched(k):
+            shape = view.shape(k)
+            if view.is_fetched(k) or shape is None or len(shape) > 1:
                 return True
             for op in view.consumers.get(k, []):
                 if op.kind != FORWARD:
@@ -154,8 +156,10 @@ class _Walk:
         old = table.get(where)
         table[where] = (units if old is None else old[0].union(units), per)
 
-    def cannot(self, op, why):
-        if op.type in RULES and self._only_outputs_after(op):
+    def cannot(self, op, why, anywhere=False):
+        """Refuse; unless `anywhere`, a refusal with only network outputs beyond `op` makes the master an
+        output conv instead (left alone, with the reason)."""
+        if not anywhere and op.type in RULES and self._only_outputs_after(op):
             raise _OutputBound(f"at '{op.type}' (op #{op.index}) {why}, on the way to a network output")
         raise CannotFollow(self.group.master, op, why)
 

@@ -3,8 +3,10 @@
 A rule is called as `rule(walk, op, key, axis, ch)` when channels `ch` of `key` (one of the op's inputs or
 outputs) along `axis` are pruned. It tells the walk which other tensors of the op lose channels
 (`walk.flow` for data the walk keeps following, `walk.side` for weights and statistics), which channels
-must go together (`walk.atoms`), and which attributes or shape constants shrink (`walk.dec_attr`,
-`walk.dec_const`). A rule that cannot follow the channels calls `walk.cannot(op, why)`.
+must go together (`walk.atoms` for blocks, `walk.tie` for channels reaching one index), and which
+attributes or shape constants shrink (`walk.dec_attr`, `walk.dec_const`). A rule that cannot follow the
+channels calls `walk.cannot(op, why)`; where only network outputs lie beyond the op, that makes the master
+an output conv (skipped with the reason) unless `anywhere=True`.
 
 Supporting a new op is one function here, registered with `@rule("op_type", ...)` (canonical PIR type).
 """
@@ -466,7 +468,7 @@ def shape(walk, op, key, axis, ch):
         if not any(walk.used(k) for ks in user.outputs.values() for k in ks):
             continue  # nothing reads what it computes
         walk.cannot(op, f"the channel count it reads is used by '{user.type}' (op #{user.index}), whose "
-                        f"result would follow the pruned size unchecked")
+                        f"result would follow the pruned size unchecked", anywhere=True)
 
 
 def _slice_reads(op, index, length):

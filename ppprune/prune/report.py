@@ -34,7 +34,8 @@ def prunable_params(program):
             blocked.append({"name": name, "shape": shape, "reason": str(e)})
             continue
         if group.outputs:
-            blocked.append({"name": name, "shape": shape, "reason": "its channels reach a network output"})
+            reason = "its channels reach a network output" + (f" ({group.output_reason})" if group.output_reason else "")
+            blocked.append({"name": name, "shape": shape, "reason": reason})
             continue
         weights = {node for tag in ("filter_in", "filter_out", "fc_in") for node in group.tagged(tag)}
         coupled, others = [], 0
