@@ -171,10 +171,19 @@ def _make(ctor, seed=0):
     return model
 
 
-@pytest.mark.parametrize("ctor,skipped", [(layers.ShapeQueryHead, 3), (layers.DataDependentIf, 0)])
-def test_dygraph_layers(dygraph, ctor, skipped, tmp_path):
+def _shufflenet():
+    from paddle.vision.models import shufflenet_v2_x0_25
+
+    return shufflenet_v2_x0_25(num_classes=10)
+
+
+@pytest.mark.parametrize("ctor,skipped,size", [(layers.ShapeQueryHead, 3, 16), (layers.DataDependentIf, 0, 16),
+                                               (_shufflenet, 0, 32)])
+def test_dygraph_layers(dygraph, ctor, skipped, size, tmp_path):
+    """All convs in one call; paddle.vision's shufflenet splits by `C // 2` and reshapes by `x.shape`, so
+    its halves lose the same positions and the shape constants its code computes follow the pruning."""
     model = _make(ctor)
-    shape = [1, 3, 16, 16]
+    shape = [1, 3, size, size]
     x = paddle.to_tensor(np.random.RandomState(1).rand(2, *shape[1:]).astype("float32"))
     pruner = L1NormFilterPruner(model, shape)
     ratios = {w: 0.4 for w in pruner.conv_weights(followers=False)}

@@ -100,6 +100,12 @@ class _Walk:
     def shape(self, key):
         return self.view.shape(key)
 
+    @property
+    def from_layer(self):
+        """True for a traced dygraph Layer: its code recomputes sizes from shapes rather than reading the
+        program's constants."""
+        return self.view.from_layer
+
     def flow(self, key, axis, ch, tag=None):
         self._reach(key, axis, ch, "flow", tag)
 

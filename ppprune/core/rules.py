@@ -260,13 +260,18 @@ def split(walk, op, key, axis, ch):
         _share(walk, op, key, axis, ch, [(k, axis, "flow", None) for k in [x] + outs])
         return
     offsets = np.cumsum([0] + [walk.shape(k)[split_axis] for k in outs])
-    if not op.attr("sections"):  # split into `num` equal parts: every part loses the same positions
+    sizes = np.diff(offsets)
+    if not op.attr("sections") or (walk.from_layer and len(outs) > 1 and (sizes == sizes[0]).all()):
+        # Equal parts (`num`, or in a traced Layer sections its code may compute as C // n): every part
+        # loses the same positions, so they stay equal.
         size = int(offsets[1])
         full = (ch.shift(offsets[outs.index(key)]) if key != x else ch).modulo(size).tile(size, len(outs))
         walk.tie(full)
         walk.flow(x, axis, full, None)
-        for k, lo in zip(outs, offsets[:-1]):
+        for i, (k, lo) in enumerate(zip(outs, offsets[:-1])):
             walk.flow(k, axis, full.window(lo, lo + size), None)
+            if op.attr("sections"):
+                walk.dec_const(op, "sections", i, full.window(lo, lo + size))
         return
     pieces = [(i, k, ch.window(lo, hi)) for i, (k, lo, hi) in enumerate(zip(outs, offsets[:-1], offsets[1:]))]
     if key != x:

@@ -49,6 +49,8 @@ class OpView:
 class ViewBase:
     """Indexing shared by both views: producers, consumers, parameters."""
 
+    from_layer = False  # set on the trace of a dygraph Layer (see groups._Walk.from_layer)
+
     def _index(self):
         self.producers, self.consumers = {}, {}
         for op in self.ops:
