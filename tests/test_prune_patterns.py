@@ -25,15 +25,20 @@ def _all_convs(net, shape, ir):
 def _check_all(net, shape, ir, ratio, tmp_path, batch=2):
     """All convs at one ratio. Until overlapping groups are merged (issue 14, point 1), a conv refused
     for sharing channels with an earlier one is dropped from the list: the earlier one prunes them."""
-    params = _all_convs(net, shape, ir)
-    while True:
-        try:
-            return params, oracle.check(net, shape, params, [ratio] * len(params), ir, batch=batch, infer_dir=str(tmp_path))
-        except PruneError as e:
-            dropped = [p for p in params if f"'{p}' shares some channels" in str(e)]
-            if not dropped:
-                raise
-            params = [p for p in params if p not in dropped]
+    with oracle.ir_guard(ir):
+        main, startup, *_ = oracle.build(net, shape)
+        scope, _ = oracle.init_scope(startup, main)
+        params = oracle.conv_weights(main)
+        while True:
+            try:
+                Pruner().prune(main, scope, params, [ratio] * len(params), only_graph=True)
+                break
+            except PruneError as e:
+                dropped = [p for p in params if f"'{p}' shares some channels" in str(e)]
+                if not dropped:
+                    raise
+                params = [p for p in params if p not in dropped]
+    return params, oracle.check(net, shape, params, [ratio] * len(params), ir, batch=batch, infer_dir=str(tmp_path))
 
 
 @pytest.mark.parametrize("ir", IRS)
@@ -201,3 +206,18 @@ def test_dygraph_layers(dygraph, ctor, skipped, size, tmp_path):
     paddle.jit.save(model, prefix, input_spec=[InputSpec([None] + shape[1:], "float32")])
     predictor = deploy.create_predictor(prefix)
     np.testing.assert_allclose(deploy.run(predictor, {predictor.get_input_names()[0]: x.numpy()})[0], got, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("ir", IRS)
+def test_a_predicate_on_pruned_channels_is_refused(ir):
+    def net(x):
+        y = nets.conv(x, 3, 8, "pred_body")
+        with nets._legacy_logical_not():
+            z = paddle.static.nn.cond(paddle.max(y) > 0.5, lambda: y * 2.0, lambda: y)
+        return nets.head(z, 8, 8)
+
+    with oracle.ir_guard(ir):
+        main, startup, *_ = oracle.build(net, [3, 8, 8])
+        scope, _ = oracle.init_scope(startup, main)
+        with pytest.raises(PruneError, match=r"cannot prune 'pred_body_weights'.*'max'.*reduces over the pruned axis"):
+            Pruner().prune(main, scope, ["pred_body_weights"], [0.5])

@@ -233,6 +233,12 @@ def block_boundary(walk, op, key, axis, ch):
     _share(walk, op, key, axis, ch, [(k, axis, "flow", None) for k in keys])
 
 
+@rule("condition")
+def condition(walk, op, key, axis, ch):
+    """The predicate of an if or a while (the view's stand-in op): pruning would change the decision."""
+    walk.cannot(op, "its value decides which branch runs or whether the loop goes on", anywhere=True)
+
+
 # -- concat and split: offsets along the joined axis ----------------------------------------------
 
 

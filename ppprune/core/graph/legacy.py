@@ -88,15 +88,19 @@ class LegacyView(ViewBase):
             for name in sub.vars:
                 self._inner.setdefault(name, sub)
         self.ops = []
-        for i, (raw, where) in enumerate(_flat_ops(program, self.block)):
+        for raw, where in _flat_ops(program, self.block):
             t = raw.type
             grad = t.endswith("_grad")
             fwd = _TYPES.get(t[:-5] if grad else t, t[:-5] if grad else t)
             canon = fwd + "_grad" if grad else fwd
             ins = {_canonical_slot(canon, s): list(raw.input(s)) for s in raw.input_names}
             outs = {_canonical_slot(canon, s): list(raw.output(s)) for s in raw.output_names}
-            self.ops.append(OpView(raw, canon, self._kind(raw, canon, ins, outs), ins, outs, i, _read_attr))
+            self.ops.append(OpView(raw, canon, self._kind(raw, canon, ins, outs), ins, outs, len(self.ops), _read_attr))
             self.ops[-1].where = where
+            cond = ins.get("cond", []) + ins.get("condition", [])
+            if raw.has_attr("sub_block") and cond:  # what decides the branch or the next iteration
+                self.ops.append(OpView(raw, "condition", FORWARD, {"x": cond}, {}, len(self.ops), _read_attr))
+                self.ops[-1].where = f"deciding '{t}' (op #{len(self.ops) - 2})"
         self._index()
 
     @staticmethod

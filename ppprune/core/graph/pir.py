@@ -93,6 +93,11 @@ class PirView(ViewBase):
         branches yield; each loop-carried value joins its initial value, the body's argument, what the body
         yields and the loop's result (one shape for all). The condition is not data."""
         index = self._block_index[id(raw)] = len(self.ops)
+        body = next(iter(raw.blocks()))
+        conds = [self._key(raw.operand_source(0))]
+        if raw.name() == "pd_op.while":
+            conds.append(self._key(list(body.ops)[-1].operand_source(0)))
+        self._add_flow_op(raw, "condition", {"x": conds}, {}, f"deciding '{_canonical_type(raw.name())}' (op #{index})")
         if raw.name() == "pd_op.if":
             ifop = raw.as_if_op()
             branches = [list(b.ops)[-1].operands_source() for b in (ifop.true_block(), ifop.false_block())]
@@ -100,7 +105,6 @@ class PirView(ViewBase):
                 ins = {"x": [self._key(br[i]) for br in branches if i < len(br)]}
                 self._add_flow_op(raw, "if", ins, {"out": [self._key(r)]}, f"result {i} of 'if' (op #{index})")
             return
-        body = next(iter(raw.blocks()))
         args = list(body.args())
         yields = list(list(body.ops)[-1].operands_source())[1:]  # the first is the next condition
         inputs = list(raw.operands_source())[1:]
