@@ -47,16 +47,18 @@ _ATTRS = {
     "bilinear_interp": {"data_format": "data_layout"},
 }
 _IO_OPS = {"feed", "fetch"}
+_BLOCK_OPS = {"conditional_block", "conditional_block_infer", "while", "recurrent", "pylayer"}  # own a sub_block
 
 
 def _flat_ops(program, block, where=None):
     """(op, where) for every op of `block` and, after each op that owns a sub-block (conditional_block,
     while), the ops of that block, recursively; `where` names the owning op for messages."""
     for i, raw in enumerate(block.ops):
-        yield raw, where
-        if raw.has_attr("sub_block"):
+        t = raw.type
+        yield raw, t, where
+        if t in _BLOCK_OPS:
             sub = program.block(raw._block_attr_id("sub_block"))
-            yield from _flat_ops(program, sub, f"inside the block of '{raw.type}' (#{i} of block {block.idx})")
+            yield from _flat_ops(program, sub, f"inside the block of '{t}' (#{i} of block {block.idx})")
 
 
 def _snake(name):
@@ -88,8 +90,7 @@ class LegacyView(ViewBase):
             for name in sub.vars:
                 self._inner.setdefault(name, sub)
         self.ops = []
-        for raw, where in _flat_ops(program, self.block):
-            t = raw.type
+        for raw, t, where in _flat_ops(program, self.block):
             grad = t.endswith("_grad")
             fwd = _TYPES.get(t[:-5] if grad else t, t[:-5] if grad else t)
             canon = fwd + "_grad" if grad else fwd
@@ -98,14 +99,14 @@ class LegacyView(ViewBase):
             self.ops.append(OpView(raw, canon, self._kind(raw, canon, ins, outs), ins, outs, len(self.ops), _read_attr))
             self.ops[-1].where = where
             cond = ins.get("cond", []) + ins.get("condition", [])
-            if raw.has_attr("sub_block") and cond:  # what decides the branch or the next iteration
+            if t in _BLOCK_OPS and cond:  # what decides the branch or the next iteration
                 self.ops.append(OpView(raw, "condition", FORWARD, {"x": cond}, {}, len(self.ops), _read_attr))
                 self.ops[-1].where = f"deciding '{t}' (op #{len(self.ops) - 2})"
         self._index()
 
     @staticmethod
     def _kind(raw, canon, ins, outs):
-        if raw.type in _IO_OPS or raw.has_attr("sub_block"):  # a block's own ops are in the view
+        if canon in _IO_OPS or canon in _BLOCK_OPS:  # a block's own ops are in the view
             return OTHER
         role = raw.attr("op_role") if raw.has_attr("op_role") else 0
         if "param" in ins and "param_out" in outs:
