@@ -221,3 +221,24 @@ def test_a_predicate_on_pruned_channels_is_refused(ir):
         scope, _ = oracle.init_scope(startup, main)
         with pytest.raises(PruneError, match=r"cannot prune 'pred_body_weights'.*'max'.*reduces over the pruned axis"):
             Pruner().prune(main, scope, ["pred_body_weights"], [0.5])
+
+
+@pytest.mark.parametrize("ir", IRS)
+@pytest.mark.parametrize("arch", ["cond_block", "while_block", "pixel_shuffle"])
+def test_ratios_for_flops_reaches_half(arch, ir):
+    from ppprune.core.graph import view_of
+    from ppprune.core.groups import discover
+    from ppprune.prune import ratios_for_flops
+
+    net, shape = nets.ARCHITECTURES[arch]
+    with oracle.ir_guard(ir):
+        main, startup, *_ = oracle.build(net, shape)
+        scope, _ = oracle.init_scope(startup, main)
+        view = view_of(main)
+        convs = [c for c in oracle.conv_weights(main) if not discover(view, c).outputs]
+        # synthetic sensitivities: later convs hurt more, so the search has to trade them off
+        sens = {c: {r / 10: r * (1 + i) / 100 for r in range(1, 10)} for i, c in enumerate(convs)}
+        ratios = ratios_for_flops(main, sens, 0.5, tolerance=0.03, scope=scope)
+        pruned, _, _ = Pruner().prune(main, oracle.copy_scope(scope, oracle.persistable_names(main)),
+                                      list(ratios), list(ratios.values()), only_graph=True)
+        assert abs(1 - flops(pruned) / flops(main) - 0.5) <= 0.03
