@@ -242,3 +242,21 @@ def test_ratios_for_flops_reaches_half(arch, ir):
         pruned, _, _ = Pruner().prune(main, oracle.copy_scope(scope, oracle.persistable_names(main)),
                                       list(ratios), list(ratios.values()), only_graph=True)
         assert abs(1 - flops(pruned) / flops(main) - 0.5) <= 0.03
+
+
+@pytest.mark.parametrize("ir", IRS)
+def test_post_processing_blocks_the_channels_never_enter(ir, tmp_path):
+    """Faster R-CNN-style: the convs' channels end at the head; a loop and a branch decode its output."""
+    def net(x):
+        y = nets.conv(nets.conv(x, 3, 8, "pp_a"), 8, 6, "pp_b")
+        scores = nets.head(y, 6, 8)
+
+        def body(i, s):
+            return i + 1, s * 0.5 + 1.0
+
+        _, scores = paddle.static.nn.while_loop(lambda i, s: i < 3, body, [paddle.full([1], 0, "int64"), scores])
+        with nets._legacy_logical_not():
+            return paddle.static.nn.cond(paddle.mean(scores) > 0.0, lambda: scores * 2.0, lambda: scores)
+
+    pruner = oracle.check(net, [3, 8, 8], ["pp_a_weights", "pp_b_weights"], [0.5, 0.5], ir, infer_dir=str(tmp_path))
+    assert all(e["pruned"] for e in pruner.plan.entries)

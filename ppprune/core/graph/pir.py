@@ -16,7 +16,8 @@ _CONTROL_FLOW = {"pd_op.if", "pd_op.while"}
 
 def _flat_ops(block, owner=None):
     """(op, owning control-flow op or None) for every op of `block` and, after each control-flow op, the
-    ops of its blocks (recursively)."""
+    ops of its blocks (recursively). Other ops with blocks (pylayer) keep theirs to themselves: channels
+    reaching one meet an op without a channel rule."""
     for raw in block.ops:
         yield raw, owner
         if raw.name() in _CONTROL_FLOW:
@@ -129,8 +130,9 @@ class PirView(ViewBase):
         return k
 
     def _slots(self, raw, split_of):
-        in_names = raw.get_input_names() if raw.name().startswith("pd_op.") else None
-        out_names = raw.get_output_names() if raw.name().startswith("pd_op.") else None
+        in_names = out_names = None
+        if raw.name().startswith("pd_op.") and raw.num_regions() == 0:  # ops with blocks have no slot names
+            in_names, out_names = raw.get_input_names(), raw.get_output_names()
         ins = {}
         for i, v in enumerate(raw.operands_source()):
             slot = in_names[i] if in_names and i < len(in_names) else f"operand{i}"
