@@ -485,7 +485,8 @@ def shape(walk, op, key, axis, ch):
 def _slice_reads(op, index, length):
     """Whether a slice of a shape vector includes entry `index` (unknown bounds count as yes)."""
     axes, starts, ends = op.attr("axes"), op.attr("starts"), op.attr("ends")
-    if not axes or list(axes) != [0] or not starts or not ends or op.ins("starts_tensor_list") or op.ins("ends_tensor_list"):
+    computed = any(op.ins(s) for s in ("starts_tensor", "ends_tensor", "starts_tensor_list", "ends_tensor_list"))
+    if computed or not axes or list(axes) != [0] or not starts or not ends:
         return True
     lo, hi = int(starts[0]), int(ends[0])
     lo, hi = lo + length if lo < 0 else lo, hi + length if hi < 0 else hi
