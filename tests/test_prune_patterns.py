@@ -260,3 +260,20 @@ def test_post_processing_blocks_the_channels_never_enter(ir, tmp_path):
 
     pruner = oracle.check(net, [3, 8, 8], ["pp_a_weights", "pp_b_weights"], [0.5, 0.5], ir, infer_dir=str(tmp_path))
     assert all(e["pruned"] for e in pruner.plan.entries)
+
+
+@pytest.mark.parametrize("ir", IRS)
+def test_a_conv_shared_by_the_main_block_and_a_branch(ir):
+    from paddle import nn
+    import paddle.nn.functional as F
+
+    def net(x):
+        y = nets.conv(x, 3, 8, "sw_before")
+        shared = nn.Conv2D(8, 8, 3, padding=1, weight_attr=paddle.ParamAttr(name="sw_shared_weights"), bias_attr=False)
+        y = F.relu(shared(y))
+        with nets._legacy_logical_not():
+            y = paddle.static.nn.cond(paddle.mean(x) > 0.25, lambda: F.relu(shared(y)), lambda: y)
+        return nets.head(nets.conv(y, 8, 6, "sw_after"), 6, 8)
+
+    pruner = oracle.check(net, [3, 8, 8], ["sw_before_weights", "sw_shared_weights", "sw_after_weights"], [0.4] * 3, ir)
+    assert len(pruner.plan.tensors["sw_shared_weights"][0]) == len(pruner.plan.entries[0]["pruned"]) > 0

@@ -42,6 +42,7 @@ class PirView(ViewBase):
         self._params = {}
         self._markers = set()
         self._aliases = {}  # parameter key -> keys of the same parameter inside sub-blocks
+        self._alias_of = {}  # and back: ops inside a block read the parameter under its main-block key
         self._block_index = {}  # control-flow op id -> index of its first view op, for messages
         self._inner = set()  # keys of values defined inside sub-blocks (not fetchable from the program)
         self.ops = []
@@ -54,6 +55,7 @@ class PirView(ViewBase):
                 pname = raw.str_attr("parameter_name")
                 if pname in self._params:  # a sub-block reads the parameter through its own op
                     self._aliases.setdefault(self._params[pname], []).append(self._key(v))
+                    self._alias_of[v.id] = self._params[pname]
                 else:
                     self._params[pname] = self._key(v)
                 self._names[self._key(v)] = pname
@@ -146,7 +148,8 @@ class PirView(ViewBase):
                     self._vector_of[self._key(m)] = (v, j)
                 ins[slot] = [self._key(m) for m in members]
             else:
-                ins[slot] = [self._key(v)]
+                k = self._key(v)
+                ins[slot] = [self._alias_of.get(k, k)]
         outs = {}
         for i, r in enumerate(raw.results()):
             slot = out_names[i] if out_names and i < len(out_names) else f"result{i}"
