@@ -24,6 +24,7 @@ class ShapeQueryHead(nn.Layer):
         self.cls = nn.Conv2D(12, 3, 1)
         self.quality = nn.Conv2D(12, 1, 1)
         self.reg = nn.Conv2D(12, 4 * 5, 1)
+        self.register_buffer("project", paddle.linspace(0, 4, 5).reshape([5, 1]))
 
     def forward(self, x):
         y = self.stem(x)
@@ -34,8 +35,9 @@ class ShapeQueryHead(nn.Layer):
         score = cls * F.sigmoid(self.quality(feat))  # [N, 3, H, W] * [N, 1, H, W]
         reg = self.reg(feat)
         b, _, rh, rw = reg.shape
-        reg = F.softmax(paddle.reshape(reg, [-1, 4, 5, rh * rw]), axis=2)
-        return paddle.concat([paddle.flatten(score, 1), paddle.flatten(reg, 1)], axis=1)
+        # PicoDet's Integral: a softmax over the m bins, then a fixed projection (a buffer, not trained)
+        reg = F.linear(F.softmax(paddle.reshape(reg, [-1, 5]), axis=1), self.project)
+        return paddle.concat([paddle.flatten(score, 1), paddle.reshape(reg, [-1, 4 * rh * rw])], axis=1)
 
 
 class DataDependentIf(nn.Layer):

@@ -197,8 +197,9 @@ def vision_model(name):
 
 
 def shape_queries(x):
-    """PicoHead-style: spatial sizes read with `paddle.shape`, an upsample to them, a depthwise +
-    pointwise head whose regression map is reshaped [N, 4*m, H, W] -> [N, 4, m, H*W] into an output."""
+    """PicoHead / PP-YOLOE-style: spatial sizes read with `paddle.shape`, an upsample to them, a depthwise
+    + pointwise head, a broadcast quality product, and a regression map reshaped [N, 4*m, H, W] ->
+    [N, 4, m, H*W] into a distribution integral (softmax, fixed projection conv) that is an output."""
     y = conv(x, 3, 8, "sq_stem", stride=2)
     size = paddle.shape(y)
     unused = size[1]  # noqa: F841 -- a query of the channel count nothing uses
@@ -210,8 +211,9 @@ def shape_queries(x):
     score = cls * obj  # [N, 3, H, W] * [N, 1, H, W]
     reg = conv(feat, 12, 4 * 5, "sq_reg", k=1, bias=True, bn=False, act=None)
     hw = paddle.shape(reg)
-    reg = paddle.reshape(reg, [-1, 4, 5, hw[2] * hw[3]])
-    reg = F.softmax(reg, axis=2)
+    # PP-YOLOE's DFL: [N, 4*m, H, W] -> [N, m, H*W, 4], softmax over the m bins, a fixed 1x1 projection
+    reg = paddle.transpose(paddle.reshape(reg, [-1, 4, 5, hw[2] * hw[3]]), [0, 2, 3, 1])
+    reg = nn.Conv2D(5, 1, 1, weight_attr=_attr("sq_proj_weights"), bias_attr=False)(F.softmax(reg, axis=1))
     return paddle.concat([paddle.flatten(score, 1), paddle.flatten(reg, 1)], axis=1)
 
 

@@ -55,7 +55,7 @@ def test_legacy_model_prunes_exactly_in_either_ir(exported, ir, tmp_path):
         pruned, _, _ = pruner.prune(model.program, model.scope, params, [0.4] * len(params))
     zeroed = _run(model, lazy_prog, lazy_scope, [lazy.lookup(t) for t in model.fetch_targets])
     got = _run(model, pruned, model.scope, [pruner.lookup(t) for t in model.fetch_targets])
-    assert {s["param"] for s in pruner.plan.skipped} == {"sq_cls_weights", "sq_obj_weights", "sq_reg_weights"}
+    assert {s["param"] for s in pruner.plan.skipped} == {"sq_cls_weights", "sq_obj_weights", "sq_reg_weights", "sq_proj_weights"}
     assert not np.allclose(ref, zeroed)
     np.testing.assert_allclose(got, zeroed, rtol=1e-4, atol=1e-4)
 

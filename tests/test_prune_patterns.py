@@ -44,10 +44,10 @@ def _check_all(net, shape, ir, ratio, tmp_path, batch=2):
 @pytest.mark.parametrize("ir", IRS)
 def test_shape_queries_and_output_reshapes(ir, tmp_path):
     net, shape = nets.ARCHITECTURES["shape_queries"]
-    pruner = oracle.check(net, shape, _all_convs(net, shape, ir), [0.4] * 7, ir, infer_dir=str(tmp_path))
+    pruner = oracle.check(net, shape, _all_convs(net, shape, ir), [0.4] * 8, ir, infer_dir=str(tmp_path))
     assert {e["param"] for e in pruner.plan.entries if e["pruned"]} == {"sq_stem_weights", "sq_lat_weights", "sq_pw_weights"}
     reasons = {s["param"]: s["reason"] for s in pruner.plan.skipped}
-    assert "one output channel" in reasons["sq_obj_weights"]
+    assert "one output channel" in reasons["sq_obj_weights"] and "one output channel" in reasons["sq_proj_weights"]
     assert "network output" in reasons["sq_reg_weights"] and "'reshape'" in reasons["sq_reg_weights"]
     assert "network output" in reasons["sq_cls_weights"]
 

@@ -170,24 +170,27 @@ class _Walk:
         raise CannotFollow(self.group.master, op, why)
 
     def _only_outputs_after(self, op):
-        """True if everything computed from `op`'s results is network output, with no weighted layer in
-        between: channels the rule cannot follow there only reshape an output (a detection head's
-        [N, 68, H, W] -> [N, 4, 17, H*W]), and a conv whose channels reach an output is left alone anyway."""
+        """True if everything computed from `op`'s results is network output, through at most one weighted
+        layer: channels the rule cannot follow there only shape an output (a detection head's
+        [N, 68, H, W] -> [N, 4, 17, H*W], its softmax over the bins and the fixed projection that
+        integrates them), and a conv whose channels reach an output is left alone anyway. A second
+        weighted layer means the network goes on: a real refusal."""
         view, seen, reached = self.view, set(), False
-        todo = [k for ks in op.outputs.values() for k in ks]
+        todo = [(k, False) for ks in op.outputs.values() for k in ks]
         while todo:
-            k = todo.pop()
-            if k in seen:
+            k, weighted = todo.pop()
+            if (k, weighted) in seen:
                 continue
-            seen.add(k)
+            seen.add((k, weighted))
             users = self.users(k)
             if view.is_fetched(k) or not users:
                 reached = True
             for user in users:
-                if user.type in CONV_TYPES or (user.type in ("matmul", "mul") and any(
-                        view.persistable_name(w) for w in user.ins("y"))):
+                layer = user.type in CONV_TYPES or (user.type in ("matmul", "mul") and any(
+                    view.persistable_name(w) for w in user.ins("y")))
+                if layer and weighted:
                     return False
-                todo.extend(o for ks in user.outputs.values() for o in ks)
+                todo.extend((o, weighted or layer) for ks in user.outputs.values() for o in ks)
         return reached
 
     def _reach(self, key, axis, ch, kind, tag):
