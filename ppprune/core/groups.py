@@ -186,6 +186,8 @@ class _Walk:
             if view.is_fetched(k) or not users:
                 reached = True
             for user in users:
+                if user.type == "condition":  # it decides a branch or a loop: the network goes on
+                    return False
                 layer = user.type in CONV_TYPES or (user.type in ("matmul", "mul") and any(
                     view.persistable_name(w) for w in user.ins("y")))
                 if layer and weighted:
