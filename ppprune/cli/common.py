@@ -139,13 +139,13 @@ def train(cfg, programs, exe, scope, out, start_iter, with_eval, what="training"
     """Run `fit` with the config's readers (and evaluator with --eval); returns the best result or None."""
     import time
 
-    from ..engine import fit
+    from ..engine import distributed, fit
     from ..engine.evaluators import build_evaluator
     from ..engine.readers import build_reader
 
-    _, train_loader = build_reader(cfg, "TrainReader")
+    _, train_loader = build_reader(cfg, "TrainReader", shard=True)
     eval_loader = evaluator = None
-    if with_eval:
+    if with_eval and distributed.is_main():  # rank 0 alone evaluates
         eval_set, eval_loader = build_reader(cfg, "EvalReader")
         evaluator = build_evaluator(cfg, eval_set)
     tic = time.time()
@@ -176,11 +176,12 @@ def run(main_fn):
     from ..config.loader import ConfigError
     from ..core.errors import PruneError
     from ..engine.checkpoint import WeightsError
+    from ..engine.distributed import DistributedError
 
     try:
         result = main_fn()
         return result if isinstance(result, int) else 0  # mains return their results for in-process callers
-    except (UsageError, PruneError, WeightsError, ConfigError, FileNotFoundError) as e:
+    except (UsageError, PruneError, WeightsError, ConfigError, DistributedError, FileNotFoundError) as e:
         if os.environ.get("PPPRUNE_DEBUG"):
             traceback.print_exc()
         message = e.args[0] if isinstance(e, KeyError) and e.args else str(e)

@@ -38,12 +38,12 @@ def load_model(cfg, mode, args):
         plan = pruner.plan
     if plan is not None:
         spec = common.apply_saved_plan(spec, scope, plan, place)
-        _resize_scope(scope, plan, place)
+        resize_scope(scope, plan, place)
     load_weights(prefix, scope, place, programs.param_names)
     return programs, spec, exe, scope, place, plan
 
 
-def _resize_scope(scope, plan, place):
+def resize_scope(scope, plan, place):
     """Give the scope tensors the pruned shapes, so the loader can check the checkpoint against them."""
     import numpy as np
 

@@ -29,9 +29,11 @@ def main(argv=None):
     import paddle
 
     from ..config import dump_config, load_config
-    from ..engine import build_programs, get_place, load_checkpoint, load_weights
+    from ..engine import build_programs, distributed, load_checkpoint, load_weights
     from ..prune import Pruner
     from ..prune.report import format_report, prunable_params
+
+    from .eval import resize_scope
 
     cfg = load_config(args.config, args.opt)
     paddle.enable_static()
@@ -48,13 +50,14 @@ def main(argv=None):
         raise common.UsageError("nothing to prune: give --pruned_params and --pruned_ratios, or --target_flops "
                                 "with --sensitivities_file (list candidates with --print_params)")
     out = common.save_dir(cfg, args.config, "_pruned")
-    place = get_place(cfg.get("use_gpu", False))
+    place = distributed.setup(cfg.get("use_gpu", False))
     programs = build_programs(cfg, "train")
     exe, scope = paddle.static.Executor(place), paddle.static.Scope()
     exe.run(programs.startup, scope=scope)
     base = cfg.get("weights") or cfg.get("pretrain_weights")
     if base and not resumed_plan:
         load_weights(base, scope, place, programs.param_names)
+    distributed.broadcast_scope(scope, programs.param_names, place)  # the same weights select the same channels
     before = common.cost(programs.eval.program, scope)
     if args.target_flops is not None and resumed_plan is None:
         params, ratios = _ratios_for_target(programs.eval.program, scope, args, params)
@@ -63,6 +66,7 @@ def main(argv=None):
     if resumed_plan is not None:
         common.check_against_plan(resumed_plan, params, ratios)
         train, _, _ = pruner.apply_plan(programs.train.program, scope, resumed_plan, place=place, only_graph=True)
+        resize_scope(scope, resumed_plan, place)  # the checkpoint is checked against the pruned shapes
     else:
         ratios = _round_ratios(programs.train.program, params, ratios, args.round_to)
         train, _, _ = pruner.prune(programs.train.program, scope, params, ratios, place=place)
@@ -73,22 +77,38 @@ def main(argv=None):
     start_iter = 0
     if args.resume_checkpoint:
         start_iter = load_checkpoint(args.resume_checkpoint, scope, place, programs.param_names, programs.opt_names)["iter"]
+    if distributed.ranks().parallel:
+        _check_ranks_agree(plan, scope, programs.param_names)
     after = common.cost(programs.eval.program, scope)
     for s in plan.skipped:
         print(f"skipped {s['param']}: {s['reason']}")
     _print_costs(before, after, plan)
-    plan.save(os.path.join(out, common.PLAN_FILE))
-    dump_config(cfg, os.path.join(out, "config.yml"))
+    if distributed.is_main():
+        plan.save(os.path.join(out, common.PLAN_FILE))
+        dump_config(cfg, os.path.join(out, "config.yml"))
 
     max_iters = cfg["max_iters"]
     if max_iters <= start_iter:
         from ..engine.checkpoint import save_checkpoint
 
-        save_checkpoint(os.path.join(out, "model_final"), scope, programs.param_names, programs.opt_names, {"iter": start_iter})
+        if distributed.is_main():
+            save_checkpoint(os.path.join(out, "model_final"), scope, programs.param_names, programs.opt_names,
+                            {"iter": start_iter})
         print(f"no fine-tuning (max_iters={max_iters}); pruned weights in {out}/model_final")
         return {"before": before, "after": after, "out": out}
     common.train(cfg, programs, exe, scope, out, start_iter, args.eval, what="fine-tuning (plan.json beside)")
     return {"before": before, "after": after, "out": out}
+
+
+def _check_ranks_agree(plan, scope, names):
+    """Every rank pruned alike: the same plan and the same tensor shapes (compared by digest)."""
+    from ..engine import distributed
+
+    shapes = {n: list(scope.find_var(n).get_tensor().shape()) for n in names}
+    digest = distributed.check_same({"plan": plan.to_dict(), "shapes": shapes}, "the pruning plan",
+                                    "every rank must load the same weights and get the same --pruned_params/"
+                                    "--pruned_ratios (same command, same files)")
+    print(f"pruning plan and shapes digest {digest}: the same on all {distributed.ranks().world} ranks")
 
 
 def _round_ratios(program, params, ratios, round_to):

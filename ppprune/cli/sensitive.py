@@ -8,6 +8,9 @@ machines, with a plot and suggested ratios.
 
 Here `--pruned_ratios` is the grid of ratios tried on every weight (default 0.1 ... 0.9); without
 `--pruned_params` every prunable conv weight is analysed.
+
+Under `python -m paddle.distributed.launch --nproc_per_node N tools/sensitive.py ...` rank i analyses shard i/N
+into its own resumable file and rank 0 merges them when all are done (rerun the same command to resume).
 """
 import os
 
@@ -53,15 +56,29 @@ def _shard(params, text):
 def main(argv=None):
     args = parse_args(argv)
     from ..config import dump_config, load_config
+    from ..engine import distributed
     from ..prune import load_sensitivities, merge_sensitive
 
     from .eval import load_model
 
     cfg = load_config(args.config, args.opt)
+    ranks = distributed.ranks()
+    if ranks.parallel and (args.shard or args.merge):
+        raise common.UsageError("under paddle.distributed.launch each rank takes its shard and rank 0 merges: "
+                                "drop --shard/--merge (or run them in one process)")
     out = common.save_dir(cfg, args.config, "_sensitivity")
-    dump_config(cfg, os.path.join(out, "config.yml"))
+    distributed.setup(cfg.get("use_gpu", False))
+    if ranks.is_main:
+        dump_config(cfg, os.path.join(out, "config.yml"))
     programs, spec, exe, scope, place, plan = load_model(cfg, "eval", None)
-    if args.merge:
+    if ranks.parallel:
+        args.shard = f"{ranks.rank}/{ranks.world}"
+        sens = _analyse(cfg, args, out, spec, exe, scope, place)
+        distributed.barrier()  # every shard file is complete
+        if not ranks.is_main:
+            return 0
+        sens = _merge_shards(args, out, _all_params(args, spec))
+    elif args.merge:
         target = args.sensitivities_file or os.path.join(out, "sensitivities.pkl")
         _save_merged(merge_sensitive(args.merge), target)
         print(f"merged {len(args.merge)} files into {target}")
@@ -73,21 +90,24 @@ def main(argv=None):
 
 
 def _analyse(cfg, args, out, spec, exe, scope, place):
-    from ..engine import eval_loop
+    from ..engine import distributed, eval_loop
     from ..engine.evaluators import build_evaluator
     from ..engine.readers import build_reader
     from ..prune import sensitivity
-    from ..prune.report import prunable_params
+    from ..prune.sensitive import DEFAULT_RATIOS
 
-    params = common.split_list(args.pruned_params) or [r["name"] for r in prunable_params(spec.program)[0]]
-    suffix = ""
-    if args.shard:
-        params, suffix = _shard(params, args.shard)
+    params = _all_params(args, spec)
     ratios = [float(r) for r in common.split_list(args.pruned_ratios)] or None
     if ratios and not all(0 < r < 1 for r in ratios):
         raise common.UsageError("--pruned_ratios for sensitivity must lie in (0, 1)")
-    target = args.sensitivities_file or os.path.join(out, f"sensitivities{suffix}.pkl")
-    dataset, loader = build_reader(cfg, "EvalReader")
+    suffix, total = "", len(params)
+    if args.shard:
+        params, suffix = _shard(params, args.shard)
+        per = len(ratios or DEFAULT_RATIOS)
+        print(f"shard {args.shard}: {len(params) * per} of {total * per} evaluations ({len(params)} of {total} weights)")
+    target = _shard_file(args, out, suffix) if distributed.ranks().parallel else \
+        args.sensitivities_file or os.path.join(out, f"sensitivities{suffix}.pkl")
+    dataset, loader = build_reader(cfg, "EvalReader", every_rank=True)
     if args.eval_batches:
         loader = _FirstBatches(loader, args.eval_batches)
     evaluator = build_evaluator(cfg, dataset)
@@ -97,6 +117,36 @@ def _analyse(cfg, args, out, spec, exe, scope, place):
 
     print(f"analysing {len(params)} weights; results in {target} (rerun the same command to resume)")
     return sensitivity(spec.program, place, params, eval_func, sensitivities_file=target, pruned_ratios=ratios, scope=scope)
+
+
+def _all_params(args, spec):
+    from ..prune.report import prunable_params
+
+    return common.split_list(args.pruned_params) or [r["name"] for r in prunable_params(spec.program)[0]]
+
+
+def _target(args, out):
+    return args.sensitivities_file or os.path.join(out, "sensitivities.pkl")
+
+
+def _shard_file(args, out, suffix):
+    """Under a launch, rank i's file: `<target stem>.shard<i>of<n><ext>` beside the merged one."""
+    stem, ext = os.path.splitext(_target(args, out))
+    return stem + suffix + (ext or ".pkl")
+
+
+def _merge_shards(args, out, params):
+    """Rank 0, all shards done: one file as a single process writes it (weights in analysis order)."""
+    from ..engine import distributed
+    from ..prune import load_sensitivities, merge_sensitive, save_sensitivities, sensitivity_baseline
+
+    world = distributed.ranks().world
+    files = [_shard_file(args, out, f".shard{i}of{world}") for i in range(world)]
+    merged = merge_sensitive(files)
+    target = _target(args, out)
+    save_sensitivities(target, {p: merged[p] for p in params if p in merged}, sensitivity_baseline(files[0]))
+    print(f"merged {world} shards into {target}")
+    return load_sensitivities(target)
 
 
 def _save_merged(sens, path):

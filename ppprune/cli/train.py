@@ -21,13 +21,14 @@ def main(argv=None):
     import paddle
 
     from ..config import dump_config, load_config
-    from ..engine import build_programs, get_place, load_checkpoint, load_weights
+    from ..engine import build_programs, distributed, load_checkpoint, load_weights
 
     cfg = load_config(args.config, args.opt)
     paddle.enable_static()
-    place = get_place(cfg.get("use_gpu", False))
+    place = distributed.setup(cfg.get("use_gpu", False))
     save_dir = common.save_dir(cfg, args.config)
-    dump_config(cfg, os.path.join(save_dir, "config.yml"))
+    if distributed.is_main():
+        dump_config(cfg, os.path.join(save_dir, "config.yml"))
 
     programs = build_programs(cfg, "train")
     exe, scope = paddle.static.Executor(place), paddle.static.Scope()
@@ -38,6 +39,7 @@ def main(argv=None):
         print(f"resumed from {args.resume_checkpoint} at iteration {start_iter}")
     elif cfg.get("weights") or cfg.get("pretrain_weights"):
         load_weights(cfg.get("weights") or cfg["pretrain_weights"], scope, place, programs.param_names)
+    distributed.broadcast_scope(scope, programs.param_names + programs.opt_names, place)
 
     best = common.train(cfg, programs, exe, scope, save_dir, start_iter, args.eval)
     return {"best": best, "save_dir": save_dir}

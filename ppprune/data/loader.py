@@ -115,19 +115,34 @@ class _Collate:
 
 
 class _BatchSampler:
-    def __init__(self, n, batch_size, shuffle, drop_last, seed):
+    """Index batches of one epoch; with `world` > 1, this rank's share of each global batch.
+
+    A global batch is `batch_size * world` consecutive indices of the epoch's order; rank r takes the r-th
+    slice of it, so the ranks together see exactly the batches one process with `batch_size * world` would.
+    The order is padded by wrapping around to a multiple of `world`, so every rank gets as many batches
+    (and as many samples per batch) as the others: a rank that ran out first would leave the rest waiting
+    in the gradient all-reduce."""
+
+    def __init__(self, n, batch_size, shuffle, drop_last, seed, rank=0, world=1):
+        if not 0 <= rank < world:
+            raise ValueError(f"rank {rank} is outside [0, {world})")
         self.n, self.batch_size, self.shuffle, self.drop_last, self.seed = n, batch_size, shuffle, drop_last, seed
-        self.epoch = 0
+        self.rank, self.world, self.epoch = rank, world, 0
 
     def __iter__(self):
         order = np.arange(self.n)
         if self.shuffle:
             order = np.random.default_rng([self.seed, self.epoch, 2]).permutation(self.n)
-        for start in range(0, len(self) * self.batch_size, self.batch_size):
-            yield order[start:start + self.batch_size].tolist()
+        order = np.resize(order, -(-self.n // self.world) * self.world)  # np.resize repeats from the start
+        step = self.batch_size * self.world
+        for start in range(0, len(self) * step, step):
+            chunk = order[start:start + step]
+            share = len(chunk) // self.world
+            yield chunk[self.rank * share:(self.rank + 1) * share].tolist()
 
     def __len__(self):
-        return self.n // self.batch_size if self.drop_last else -(-self.n // self.batch_size)
+        step = self.batch_size * self.world
+        return self.n // step if self.drop_last else -(-self.n // step)
 
 
 class DetLoader:
@@ -137,11 +152,11 @@ class DetLoader:
     next pass and advances by one per pass.
     """
 
-    def __init__(self, dataset, batch_size, shuffle, drop_last, num_workers, batch_transforms, seed):
+    def __init__(self, dataset, batch_size, shuffle, drop_last, num_workers, batch_transforms, seed, rank=0, world=1):
         self.dataset, self.epoch = dataset, 0
         self._data = _SeededDataset(dataset, seed)
         self._collate = _Collate(batch_transforms, seed)
-        self._sampler = _BatchSampler(len(dataset), batch_size, shuffle, drop_last, seed)
+        self._sampler = _BatchSampler(len(dataset), batch_size, shuffle, drop_last, seed, rank, world)
         self._loader = paddle.io.DataLoader(self._data, batch_sampler=self._sampler, collate_fn=self._collate,
                                             num_workers=num_workers, return_list=True)
 
@@ -161,12 +176,13 @@ class DetLoader:
 
 
 def build_dataloader(dataset, batch_size, shuffle=False, drop_last=False, num_workers=0,
-                     batch_transforms=None, seed=None):
+                     batch_transforms=None, seed=None, rank=0, world=1):
     """Batches of `dataset` samples as dicts of numpy arrays (see `stack_samples`).
 
     `batch_transforms`: callables or config dicts run in the collate step (in the workers), e.g.
     `[{'BatchRandomResize': {'target_sizes': [224, 256, 288]}}, {'NormalizeBox': {}}, ...]`.
     `seed=None` draws a fresh seed, so runs differ but each stays internally consistent.
+    `rank`/`world`: data-parallel shard (see `_BatchSampler`); all ranks must pass the same seed.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -176,4 +192,4 @@ def build_dataloader(dataset, batch_size, shuffle=False, drop_last=False, num_wo
         seed = int(np.random.SeedSequence().entropy)
     if not isinstance(batch_transforms, Compose):
         batch_transforms = Compose(batch_transforms or [])
-    return DetLoader(dataset, batch_size, shuffle, drop_last, num_workers, batch_transforms, seed)
+    return DetLoader(dataset, batch_size, shuffle, drop_last, num_workers, batch_transforms, seed, rank, world)

@@ -1,4 +1,7 @@
-"""Device choice: `use_gpu` is a request, honoured only when this Paddle build can use a GPU."""
+"""Device choice: `use_gpu` is a request, honoured only when this Paddle build can use a GPU.
+
+Under `paddle.distributed.launch --gpus 0,1,...` each rank gets its own GPU (launch sets FLAGS_selected_gpus,
+which `ParallelEnv().device_id` reads; 0 outside a launch)."""
 import paddle
 
 
@@ -11,5 +14,5 @@ def get_place(use_gpu):
             print("use_gpu=true, but no CUDA device is visible (check CUDA_VISIBLE_DEVICES / drivers): "
                   "running on CPU (CPUPlace).")
         else:
-            return paddle.CUDAPlace(0)
+            return paddle.CUDAPlace(paddle.distributed.ParallelEnv().device_id)
     return paddle.CPUPlace()

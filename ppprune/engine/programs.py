@@ -12,13 +12,13 @@ import paddle
 from .. import models  # noqa: F401 - registers the architectures the config names
 from ..config import check_keys, create
 from ..registry import ARCHITECTURES, BACKBONES, HEADS
-from . import optim
+from . import distributed, optim
 
 MODES = ("train", "eval", "infer")
 # Top-level keys besides the sections named after registered backbones/heads/architectures
 GLOBAL_KEYS = ("architecture", "num_classes", "use_gpu", "max_iters", "snapshot_iter", "save_dir", "weights",
                "pretrain_weights", "metric", "VOCMetric", "LearningRate", "Optimizer", "TrainReader",
-               "EvalReader", "demo_data", "filename")
+               "EvalReader", "demo_data", "filename", "freeze_norm_stats")
 READER_OF = {"train": "TrainReader", "eval": "EvalReader", "infer": "EvalReader"}
 
 
@@ -48,15 +48,26 @@ def _build_one(cfg, mode):
         model = create(ARCHITECTURES, cfg["architecture"], cfg)
         if mode != "train":
             model.eval()  # BN uses its running statistics and never updates them
+        elif cfg.get("freeze_norm_stats"):
+            _freeze_norm_stats(model)
         image_shape = cfg[READER_OF[mode]]["image_shape"]
         feeds = {name: paddle.static.data(name, shape, dtype) for name, shape, dtype in model.input_specs(mode, image_shape)}
         fetches = model(feeds, mode=mode)
         lr = None
         if mode == "train":
             lr = optim.build_lr(cfg)
-            optim.build_optimizer(cfg, lr).minimize(fetches["loss"])
+            distributed.minimize(optim.build_optimizer(cfg, lr), fetches["loss"])
     params = [p.name for p in model.state_dict().values()]
     return startup, params, ProgramSpec(main, list(feeds), fetches, lr)
+
+
+def _freeze_norm_stats(model):
+    """BN normalises with its running statistics in training too, and keeps them; scale and offset still
+    train. For fine-tuning on small per-device batches, whose batch statistics are noisy; it also makes a
+    data-parallel step equal to one step on the ranks' batches together (nothing depends on the batch)."""
+    for layer in model.sublayers():
+        if isinstance(layer, paddle.nn.BatchNorm):
+            layer._use_global_stats = True
 
 
 def persistable_names(program):

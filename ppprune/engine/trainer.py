@@ -11,6 +11,7 @@ import numpy as np
 import paddle
 from tqdm import tqdm
 
+from . import distributed
 from .checkpoint import save_checkpoint
 
 
@@ -51,8 +52,11 @@ def train_loop(spec, exe, scope, loader, max_iters, start_iter=0, on_iter=None):
     if sched is not None:
         sched.step(start_iter)
     loss, speed = float("nan"), None
-    bar = tqdm(total=max_iters, initial=start_iter, desc="train", dynamic_ncols=True)
+    world = distributed.ranks().world
+    seen, busy = 0, 0.0  # images and seconds of the steps after the first (which builds the program)
+    bar = tqdm(total=max_iters, initial=start_iter, desc="train", dynamic_ncols=True, disable=not distributed.is_main())
     batches = _batches(loader, start_iter)
+    distributed.barrier()  # ranks start stepping together (a gloo all-reduce waits only 30 s)
     for it in range(start_iter, max_iters):
         tic = time.perf_counter()
         batch = next(batches)
@@ -63,13 +67,19 @@ def train_loop(spec, exe, scope, loader, max_iters, start_iter=0, on_iter=None):
                                      "or lengthen the warmup")
         if sched is not None:
             sched.step()
-        rate = len(batch["image"]) / (time.perf_counter() - tic)
+        step = time.perf_counter() - tic
+        rate = len(batch["image"]) * world / step  # the images of all ranks
+        if it > start_iter:
+            seen, busy = seen + len(batch["image"]) * world, busy + step
         speed = rate if speed is None else 0.9 * speed + 0.1 * rate  # smoothed: single steps are noisy
         bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", img_s=f"{speed:.1f}", refresh=False)
         bar.update(1)
         if on_iter is not None:
             on_iter(it + 1, loss)
     bar.close()
+    if busy and distributed.is_main():
+        print(f"throughput: {seen / busy:.1f} images/s over iterations {start_iter + 2}-{max_iters} "
+              f"({world} rank{'s' * (world > 1)}, data loading included)")
     return loss
 
 
@@ -94,7 +104,8 @@ def fit(programs, exe, scope, train_loader, save_dir, max_iters, snapshot_iter, 
         eval_loader=None, evaluator=None):
     """Train `programs.train`; every `snapshot_iter` save `<save_dir>/<iter>` and, given an evaluator,
     evaluate `programs.eval` and keep the best as `best_model`. Ends with `model_final`. Returns the
-    best result (or None)."""
+    best result (or None). Data-parallel, only rank 0 saves and evaluates (the ranks hold the same
+    parameters) while the others wait for it at a barrier."""
     best = {"value": -math.inf, "result": None}
 
     def save(name, it):
@@ -103,6 +114,11 @@ def fit(programs, exe, scope, train_loader, save_dir, max_iters, snapshot_iter, 
     def on_iter(it, loss):
         if it % snapshot_iter and it != max_iters:
             return
+        if distributed.is_main():
+            snapshot(it)
+        distributed.barrier()
+
+    def snapshot(it):
         save(str(it), it)
         if evaluator is None:
             return
@@ -114,5 +130,6 @@ def fit(programs, exe, scope, train_loader, save_dir, max_iters, snapshot_iter, 
             save("best_model", it)
 
     train_loop(programs.train, exe, scope, train_loader, max_iters, start_iter, on_iter)
-    save("model_final", max_iters)
+    if distributed.is_main():
+        save("model_final", max_iters)
     return best["result"]

@@ -167,6 +167,18 @@ def load_sensitivities(sensitivities_file):
     return _read(sensitivities_file)[0]
 
 
+def save_sensitivities(path, sensitivities, baseline=None):
+    """Write `{param: {ratio: loss}}` and the baseline metric atomically, as `sensitivity` does."""
+    store = _Store(None)
+    store.path, store.sens, store.baseline = os.fspath(path), sensitivities, baseline
+    store.save()
+
+
+def sensitivity_baseline(sensitivities_file):
+    """The unpruned metric a file's losses are relative to (None if the file does not record it)."""
+    return _read(sensitivities_file)[1] if os.path.exists(sensitivities_file) else None
+
+
 def merge_sensitive(sensitivities):
     """Merge dicts and/or files (e.g. shards of one analysis); for a (param, ratio) in several, the last wins."""
     merged = {}
