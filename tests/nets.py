@@ -1,4 +1,6 @@
 """Small networks for the pruning oracle, built from paddle.nn Layers (work in both IRs)."""
+import contextlib
+
 import paddle
 from paddle import nn
 import paddle.nn.functional as F
@@ -194,6 +196,7 @@ def vision_model(name):
         "mobilenet_v2": lambda: models.mobilenet_v2(scale=0.25, num_classes=10),
         "resnet18": lambda: models.resnet18(num_classes=10),
         "vgg11": lambda: models.vgg11(num_classes=0, with_pool=True),
+        "shufflenet_v2_x0_25": lambda: models.shufflenet_v2_x0_25(num_classes=10),
     }
 
     def net(x):
@@ -356,3 +359,147 @@ def _layer_net(cls):
 
 
 ARCHITECTURES.update({name: (_layer_net(cls), [3, 32, 32]) for name, cls in LAYERS.items()})
+
+
+# -- shape queries, shuffles, pixel shuffle, chunks (issue 14) -----------------------------------
+
+
+def shape_queries(x):
+    """PicoHead / PP-YOLOE-style: spatial sizes read with `paddle.shape`, an upsample to them, a depthwise
+    + pointwise head, a broadcast quality product, and a regression map reshaped [N, 4*m, H, W] ->
+    [N, 4, m, H*W] into a distribution integral (softmax, fixed projection conv) that is an output."""
+    y = conv(x, 3, 8, "sq_stem", stride=2)
+    size = paddle.shape(y)
+    unused = size[1]  # noqa: F841 -- a query of the channel count nothing uses
+    up = F.interpolate(conv(y, 8, 8, "sq_lat", k=1), size=[size[2] * 2, size[3] * 2], mode="nearest")
+    feat = conv(up, 8, 8, "sq_dw", groups=8, act="hardswish")
+    feat = conv(feat, 8, 12, "sq_pw", k=1, act="hardswish")
+    cls = conv(feat, 12, 3, "sq_cls", k=1, bias=True, bn=False, act="sigmoid")
+    obj = conv(feat, 12, 1, "sq_obj", k=1, bias=True, bn=False, act="sigmoid")
+    score = cls * obj  # [N, 3, H, W] * [N, 1, H, W]
+    reg = conv(feat, 12, 4 * 5, "sq_reg", k=1, bias=True, bn=False, act=None)
+    hw = paddle.shape(reg)
+    # PP-YOLOE's DFL: [N, 4*m, H, W] -> [N, m, H*W, 4], softmax over the m bins, a fixed 1x1 projection
+    reg = paddle.transpose(paddle.reshape(reg, [-1, 4, 5, hw[2] * hw[3]]), [0, 2, 3, 1])
+    reg = nn.Conv2D(5, 1, 1, weight_attr=_attr("sq_proj_weights"), bias_attr=False)(F.softmax(reg, axis=1))
+    return paddle.concat([paddle.flatten(score, 1), paddle.flatten(reg, 1)], axis=1)
+
+
+def _channel_shuffle(x, groups):
+    _, c, h, w = x.shape
+    x = paddle.reshape(x, [-1, groups, c // groups, h, w])
+    x = paddle.transpose(x, [0, 2, 1, 3, 4])
+    return paddle.reshape(x, [-1, c, h, w])
+
+
+def shuffle(x):
+    """ShuffleNetV2 units: split in halves, a branch on one half, concat, shuffle (g=2), then a g=4
+    shuffle after a grouped conv (ShuffleNetV1 style)."""
+    y = conv(x, 3, 16, "sh_stem")
+    for i in range(2):
+        a, b = paddle.split(y, [8, 8], axis=1)
+        b = conv(b, 8, 8, f"sh{i}_pw", k=1)
+        b = conv(b, 8, 8, f"sh{i}_dw", groups=8, act=None)
+        b = conv(b, 8, 8, f"sh{i}_lin", k=1)
+        y = _channel_shuffle(paddle.concat([a, b], axis=1), 2)
+    y = conv(y, 16, 16, "sh_group", k=1, groups=4)
+    y = _channel_shuffle(y, 4)
+    y = conv(y, 16, 8, "sh_tail", k=1)
+    return head(y, 8, 8)
+
+
+def pixel_shuffle(x):
+    """A sub-pixel upsampler (channels in blocks of r*r) and its inverse, then chunks and uneven splits."""
+    y = conv(x, 3, 16, "ps_body")
+    up = F.pixel_shuffle(conv(y, 16, 8 * 4, "ps_up", k=1), 2)  # [N, 8, 16, 16]
+    down = F.pixel_unshuffle(conv(up, 8, 4, "ps_mid"), 2)  # [N, 16, 8, 8]
+    p, q, r = paddle.split(conv(down, 16, 9, "ps_split", k=1), [2, 3, 4], axis=1)
+    a, b, c = paddle.chunk(conv(y, 16, 12, "ps_chunk", k=1), 3, axis=1)
+    y = paddle.concat([p * 2.0, q, r, a * _act("hardsigmoid")(b) + c], axis=1)  # 9 + 4 channels
+    return head(conv(y, 13, 6, "ps_tail", k=1), 6, 8)
+
+
+def convnext(x):
+    """A ConvNeXt-style block: depthwise 7x7, NHWC layer norm over channels, pointwise MLP as Linear layers,
+    layer scale, residual; a layer norm over the spatial axes (channels untouched) after it."""
+    y = conv(x, 3, 16, "cn_stem", k=1, act=None)
+    z = conv(y, 16, 16, "cn_dw", k=7, groups=16, bias=True, bn=False, act=None)
+    z = paddle.transpose(z, [0, 2, 3, 1])
+    z = nn.LayerNorm(16)(z)
+    z = nn.Linear(64, 16)(_act("gelu")(nn.Linear(16, 64)(z)))
+    z = paddle.transpose(z, [0, 3, 1, 2])
+    y = y + z
+    y = conv(y, 16, 8, "cn_down", stride=2, act=None)
+    y = nn.LayerNorm([4, 4])(y)  # normalizes H, W: the channels pass through
+    return head(y, 8, 4)
+
+
+ARCHITECTURES.update({
+    "shape_queries": (shape_queries, [3, 16, 16]),
+    "pixel_shuffle": (pixel_shuffle, [3, 8, 8]),
+})
+# Shuffles tie each branch conv to positions of the tensor it is concatenated with, so a conv's group
+# partly overlaps its neighbours' (the overlapping-groups merge of issue 14, point 1, plans them as one).
+SHUFFLES = {"shuffle": (shuffle, [3, 8, 8])}
+
+
+# -- control flow (issue 14) ----------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _legacy_logical_not():
+    """`static.nn.cond` negates its predicate with paddle.logical_not, which rejects a legacy Variable in
+    paddle 3.3.1 (like sigmoid): append the legacy op instead while building a legacy program."""
+    if paddle.framework.in_pir_mode():
+        yield
+        return
+    from paddle.base.layer_helper import LayerHelper
+
+    def logical_not(x, out=None, name=None):
+        helper = LayerHelper("logical_not")
+        result = helper.create_variable_for_type_inference("bool")
+        helper.append_op(type="logical_not", inputs={"X": x}, outputs={"Out": result})
+        return result
+
+    original, paddle.logical_not = paddle.logical_not, logical_not
+    try:
+        yield
+    finally:
+        paddle.logical_not = original
+
+
+def cond_block(x):
+    """A data-dependent `cond` with convs before, inside the true branch and after it; the false branch
+    passes the tensor through a scale; a second cond whose branches never see the channels."""
+    y = conv(x, 3, 8, "cb_before")
+    flag = paddle.mean(x) > 0.25  # true for the oracle's inputs: the branch with the convs runs
+    # Layers built outside the branch: paddle 3.3.1's save_inference_model drops parameters created
+    # inside a PIR `if` block (Paddle Inference then fails with "Persistable var ... not in scope").
+    inside = nn.Conv2D(8, 6, 3, padding=1, weight_attr=_attr("cb_inside_weights"), bias_attr=False)
+    inside_bn = nn.BatchNorm2D(6, use_global_stats=True)
+    back = nn.Conv2D(6, 8, 1, weight_attr=_attr("cb_back_weights"))
+    with _legacy_logical_not():
+        y = paddle.static.nn.cond(flag, lambda: back(F.relu(inside_bn(inside(y)))) + y, lambda: y * 2.0)
+        gain = paddle.static.nn.cond(flag, lambda: paddle.full([1], 2.0), lambda: paddle.full([1], 0.5))
+    y = conv(y * gain, 8, 6, "cb_after")
+    return head(y, 6, 8)
+
+
+def while_block(x):
+    """A `while_loop` whose body applies a conv to the loop-carried feature map, between two convs."""
+    y = conv(x, 3, 8, "wb_before")
+    w = paddle.create_parameter([8, 8, 3, 3], "float32", attr=_attr("wb_inside_weights"))
+
+    def body(i, y):
+        return i + 1, F.conv2d(y, w, padding=1) * 0.5 + y
+
+    i = paddle.full([1], 0, "int64")
+    _, y = paddle.static.nn.while_loop(lambda i, y: i < 2, body, [i, y])
+    y = conv(y, 8, 6, "wb_after")
+    return head(y, 6, 8)
+
+
+ARCHITECTURES.update({
+    "cond_block": (cond_block, [3, 8, 8]),
+    "while_block": (while_block, [3, 8, 8]),
+})

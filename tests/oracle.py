@@ -125,12 +125,12 @@ def check_recorded_shapes(exe, program, scope, feed):
     view = view_of(program)
     keys, recorded = [], []
     for op in view.ops:
-        if op.kind != FORWARD:
+        if op.kind != FORWARD or op.where is not None:  # inside a block: a branch not taken leaves it empty
             continue
         for slot_keys in op.outputs.values():
             for k in slot_keys:
                 shape = view.shape(k)
-                if shape is None or k in keys or view.persistable_name(k):
+                if shape is None or k in keys or view.persistable_name(k) or not view.is_global(k):
                     continue
                 keys.append(k)
                 recorded.append(shape)

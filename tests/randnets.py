@@ -21,11 +21,12 @@ class RandomNet:
         return f"{kind}{self.count}"
 
     def __call__(self, x):
+        self.x = x
         nodes = [(nets.conv(x, 3, 8, self._name("c")), 8)]
         used = set()
         for _ in range(self.steps):
             op = self.rng.choice(["conv", "conv", "dw", "grouped", "add", "concat", "split", "se", "interp", "act",
-                                  "csp", "gate"])
+                                  "csp", "gate", "shuffle", "cond"])
             i = self.rng.randint(len(nodes))
             t, c = nodes[i]
             new = getattr(self, "_" + op)(t, c, nodes)
@@ -96,3 +97,16 @@ class RandomNet:
         """A 1-channel map broadcast over the channels ([N, C, H, W] * [N, 1, H, W])."""
         g = nets.conv(t, c, 1, self._name("gt"), k=1, bias=True, bn=False, act="hardsigmoid")
         return [(t * g, c)]
+    def _shuffle(self, t, c, nodes):
+        groups = int(self.rng.choice([2, 4]))
+        if c % groups or c == groups:
+            return None
+        return [(nets._channel_shuffle(t, groups), c)]
+
+    def _cond(self, t, c, nodes):
+        """A branch decided by the input image (a predicate on pruned channels is refused): a conv (built
+        outside the block, see nets.cond_block) added to the tensor on one side, a scale on the other."""
+        inside = paddle.nn.Conv2D(c, c, 3, padding=1, weight_attr=nets._attr(self._name("cb") + "_weights"), bias_attr=False)
+        with nets._legacy_logical_not():
+            out = paddle.static.nn.cond(paddle.mean(self.x) > 0.25, lambda: F.relu(inside(t)) + t, lambda: t * 0.5)
+        return [(out, c)]

@@ -45,9 +45,20 @@ class Chans:
         ids, first = np.unique(self.local // k, return_index=True)
         return Chans(ids, self.master[first])
 
+    def modulo(self, m):
+        """Channel c becomes c % m: its position inside a group of m (a channel split into [g, m])."""
+        return Chans(self.local % m, self.master)
+
+    def tile(self, m, g):
+        """Each position i < m becomes i, i + m, ..., i + (g-1)*m: the same position in all g groups."""
+        local = (self.local[:, None] + np.arange(g) * m).reshape(-1)
+        return Chans(local, np.repeat(self.master, g))
+
     def union(self, other):
-        pairs = np.unique(np.concatenate([np.stack([self.local, self.master]), np.stack([other.local, other.master])], axis=1), axis=1)
-        return Chans(pairs[0], pairs[1])
+        # (local, master) pairs as one int64 each: a 1-D unique, far cheaper than unique over columns
+        width = int(max(self.master.max(initial=0), other.master.max(initial=0))) + 1
+        codes = np.unique(np.concatenate([self.local * width + self.master, other.local * width + other.master]))
+        return Chans(codes // width, codes % width)
 
     def minus(self, other):
         """Entries of self whose (local, master) pair is not in other."""

@@ -11,7 +11,8 @@ class CannotFollow(PruneError):
     def __init__(self, param, op, why):
         self.param, self.op_type, self.why = param, op.type, why
         super().__init__(
-            f"cannot prune '{param}': its channels reach op '{op.type}' (op #{op.index}) and {why}. "
+            f"cannot prune '{param}': its channels reach op '{op.type}' (op #{op.index}"
+            f"{', ' + op.where if getattr(op, 'where', None) else ''}) and {why}. "
             f"Leave '{param}' out of the pruned params, or add a channel rule for '{op.type}' in "
             f"ppprune/core/rules.py."
         )

@@ -24,6 +24,7 @@ class Group:
         self.nodes, self.kinds, self.tags = {}, {}, {}
         self.attr_edits, self.const_edits = {}, {}  # (op, name[, pos]) -> (units Chans, per)
         self.outputs = []
+        self.output_reason = None  # why an output conv is left alone, when it is more than "reaches an output"
         self._parent = np.arange(size)
         self._merged = False  # most groups never merge channels: keep atoms() cheap for them
         self._partial = None
@@ -85,6 +86,10 @@ class Group:
         return edits
 
 
+class _OutputBound(Exception):
+    """A rule cannot follow the channels, but only network outputs lie beyond that op."""
+
+
 class _Walk:
     """The API channel rules talk to (see rules.py)."""
 
@@ -95,6 +100,12 @@ class _Walk:
 
     def shape(self, key):
         return self.view.shape(key)
+
+    @property
+    def from_layer(self):
+        """True for a traced dygraph Layer: its code recomputes sizes from shapes rather than reading the
+        program's constants."""
+        return self.view.from_layer
 
     def flow(self, key, axis, ch, tag=None):
         self._reach(key, axis, ch, "flow", tag)
@@ -107,6 +118,40 @@ class _Walk:
             for b in np.unique(ch.local // block):
                 self.group._union(ch.master[ch.local // block == b])
 
+    def tie(self, ch):
+        """Master channels that reach the same local index go together (shuffled groups, chunks)."""
+        order = np.argsort(ch.local, kind="stable")
+        local, master = ch.local[order], ch.master[order]
+        starts = np.flatnonzero(np.r_[True, local[1:] != local[:-1]])
+        for lo, hi in zip(starts, np.r_[starts[1:], len(local)]):
+            if hi - lo > 1:
+                self.group._union(master[lo:hi])
+
+    def used(self, key):
+        """Whether a tensor the network computes or returns is built from size value `key` (a shape
+        vector or a scalar): sizes that only feed size arithmetic nothing reads (a shape query's unused
+        slice) carry no channels. A value of rank > 1 made from it counts as used."""
+        view, seen, todo = self.view, set(), [key]
+        while todo:
+            k = todo.pop()
+            if k in seen:
+                continue
+            seen.add(k)
+            shape = view.shape(k)
+            if view.is_fetched(k) or shape is None or len(shape) > 1:
+                return True
+            for op in view.consumers.get(k, []):
+                if op.kind != FORWARD:
+                    continue
+                outs = [o for ks in op.outputs.values() for o in ks]
+                if not outs:
+                    return True
+                todo.extend(outs)
+        return False
+
+    def users(self, key):
+        return [op for op in self.view.consumers.get(key, []) if op.kind == FORWARD]
+
     def dec_attr(self, op, name, units, per=1):
         self._edit(self.group.attr_edits, (op, name), units, per)
 
@@ -118,8 +163,38 @@ class _Walk:
         old = table.get(where)
         table[where] = (units if old is None else old[0].union(units), per)
 
-    def cannot(self, op, why):
+    def cannot(self, op, why, anywhere=False):
+        """Refuse; unless `anywhere`, a refusal with only network outputs beyond `op` makes the master an
+        output conv instead (left alone, with the reason)."""
+        if not anywhere and op.type in RULES and self._only_outputs_after(op):
+            raise _OutputBound(f"at '{op.type}' (op #{op.index}) {why}, on the way to a network output")
         raise CannotFollow(self.group.master, op, why)
+
+    def _only_outputs_after(self, op):
+        """True if everything computed from `op`'s results is network output, through at most one weighted
+        layer: channels the rule cannot follow there only shape an output (a detection head's
+        [N, 68, H, W] -> [N, 4, 17, H*W], its softmax over the bins and the fixed projection that
+        integrates them), and a conv whose channels reach an output is left alone anyway. A second
+        weighted layer means the network goes on: a real refusal."""
+        view, seen, reached = self.view, set(), False
+        todo = [(k, False) for ks in op.outputs.values() for k in ks]
+        while todo:
+            k, weighted = todo.pop()
+            if (k, weighted) in seen:
+                continue
+            seen.add((k, weighted))
+            users = self.users(k)
+            if view.is_fetched(k) or not users:
+                reached = True
+            for user in users:
+                if user.type == "condition":  # it decides a branch or a loop: the network goes on
+                    return False
+                layer = user.type in CONV_TYPES or (user.type in ("matmul", "mul") and any(
+                    view.persistable_name(w) for w in user.ins("y")))
+                if layer and weighted:
+                    return False
+                todo.extend((o, weighted or layer) for ks in user.outputs.values() for o in ks)
+        return reached
 
     def _reach(self, key, axis, ch, kind, tag):
         if not len(ch):
@@ -164,7 +239,12 @@ class _Walk:
                 if fn is None:
                     self.cannot(op, "ppprune has no channel rule for this op type")
                 self.current = op
-                fn(self, op, key, axis, ch)
+                try:
+                    fn(self, op, key, axis, ch)
+                except _OutputBound as e:
+                    outs = [k for ks in op.outputs.values() for k in ks]
+                    self.group.outputs.append(outs[0] if outs else key)
+                    self.group.output_reason = str(e)
 
 
 def master_axis(view, param):

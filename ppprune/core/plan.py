@@ -165,9 +165,15 @@ class Listing:
         index = self.claims.owning(self.view, param) if self.fold and group is None else None
         if index is not None:
             return self.claims.same(index, ratio, param)
+        if group is None:
+            key, axis = master_axis(self.view, param)
+            if self.view.shape(key)[axis] == 1:  # a 1-channel head (a segmentation map): no ratio removes anything
+                self.skipped.append({"param": param, "reason": "it has one output channel: nothing to prune"})
+                return
         group = group or discover(self.view, param)
         if group.outputs:
-            self.skipped.append({"param": param, "reason": "its channels reach a network output; pruning it would change the output shape"})
+            reason = "its channels reach a network output; pruning it would change the output shape"
+            self.skipped.append({"param": param, "reason": reason + (f" ({group.output_reason})" if group.output_reason else "")})
             return
         owners, index = self.claims.overlaps(group)
         if index is not None and self.fold:

@@ -3,8 +3,10 @@
 A rule is called as `rule(walk, op, key, axis, ch)` when channels `ch` of `key` (one of the op's inputs or
 outputs) along `axis` are pruned. It tells the walk which other tensors of the op lose channels
 (`walk.flow` for data the walk keeps following, `walk.side` for weights and statistics), which channels
-must go together (`walk.atoms`), and which attributes or shape constants shrink (`walk.dec_attr`,
-`walk.dec_const`). A rule that cannot follow the channels calls `walk.cannot(op, why)`.
+must go together (`walk.atoms` for blocks, `walk.tie` for channels reaching one index), and which
+attributes or shape constants shrink (`walk.dec_attr`, `walk.dec_const`). A rule that cannot follow the
+channels calls `walk.cannot(op, why)`; where only network outputs lie beyond the op, that makes the master
+an output conv (skipped with the reason) unless `anywhere=True`.
 
 Supporting a new op is one function here, registered with `@rule("op_type", ...)` (canonical PIR type).
 """
@@ -217,6 +219,29 @@ def add_n(walk, op, key, axis, ch):
     _share(walk, op, key, axis, ch, members)
 
 
+# -- control flow: values that cross a block boundary ------------------------------------------
+
+
+@rule("if", "while", "select_input")
+def block_boundary(walk, op, key, axis, ch):
+    """What a branch yields is the if's result; a loop-carried value is one tensor before, inside and
+    after the loop. All of them keep one shape, so they lose the same channels."""
+    keys = [k for s, ks in list(op.inputs.items()) + list(op.outputs.items()) if s != "mask" for k in ks]
+    size = walk.shape(key)[axis]
+    for k in keys:
+        shape = walk.shape(k)
+        if shape is None or len(shape) <= axis or shape[axis] != size:
+            walk.cannot(op, f"the values meeting there differ in shape on axis {axis} ({walk.shape(key)} vs {shape}): "
+                            f"the branches or iterations would disagree after pruning")
+    _share(walk, op, key, axis, ch, [(k, axis, "flow", None) for k in keys])
+
+
+@rule("condition")
+def condition(walk, op, key, axis, ch):
+    """The predicate of an if or a while (the view's stand-in op): pruning would change the decision."""
+    walk.cannot(op, "its value decides which branch runs or whether the loop goes on", anywhere=True)
+
+
 # -- concat and split: offsets along the joined axis ----------------------------------------------
 
 
@@ -236,7 +261,7 @@ def concat(walk, op, key, axis, ch):
             walk.flow(out, axis, ch.shift(offsets[i]), None)
 
 
-@rule("split")
+@rule("split", "split_with_num")
 def split(walk, op, key, axis, ch):
     x, outs = op.ins("x")[0], op.outs("out")
     split_axis = op.attr("axis") % len(walk.shape(x))
@@ -244,6 +269,19 @@ def split(walk, op, key, axis, ch):
         _share(walk, op, key, axis, ch, [(k, axis, "flow", None) for k in [x] + outs])
         return
     offsets = np.cumsum([0] + [walk.shape(k)[split_axis] for k in outs])
+    sizes = np.diff(offsets)
+    if not op.attr("sections") or (walk.from_layer and len(outs) > 1 and (sizes == sizes[0]).all()):
+        # Equal parts (`num`, or in a traced Layer sections its code may compute as C // n): every part
+        # loses the same positions, so they stay equal.
+        size = int(offsets[1])
+        full = (ch.shift(offsets[outs.index(key)]) if key != x else ch).modulo(size).tile(size, len(outs))
+        walk.tie(full)
+        walk.flow(x, axis, full, None)
+        for i, (k, lo) in enumerate(zip(outs, offsets[:-1])):
+            walk.flow(k, axis, full.window(lo, lo + size), None)
+            if op.attr("sections"):
+                walk.dec_const(op, "sections", i, full.window(lo, lo + size))
+        return
     pieces = [(i, k, ch.window(lo, hi)) for i, (k, lo, hi) in enumerate(zip(outs, offsets[:-1], offsets[1:]))]
     if key != x:
         i = outs.index(key)
@@ -291,28 +329,95 @@ def _regroup(in_shape, out_shape, axis):
     return None
 
 
+def _split_axis(in_shape, out_shape, axis):
+    """(b, g, m) if a reshape splits axis `axis` into out axes b, b+1 of sizes g, m (a channel shuffle's
+    [N, C, H, W] -> [N, g, C/g, H, W]): channel c becomes (c // m, c % m). Else None."""
+    ins, outs = _known(in_shape), _known(out_shape)
+    pre, size, post = int(np.prod(ins[:axis])), ins[axis], int(np.prod(ins[axis + 1:]))
+    for b in range(len(outs) - 1):
+        g, m = outs[b], outs[b + 1]
+        if g > 1 and m > 1 and g * m == size and int(np.prod(outs[:b])) == pre and int(np.prod(outs[b + 2:])) == post:
+            return b, g, m
+    return None
+
+
+def _split_source(in_shape, out_shape, out_axis):
+    """(in_axis, (b, g, m)) if out axis `out_axis` is the inner part m of a split input axis."""
+    for a in range(len(in_shape)):
+        split = _split_axis(in_shape, out_shape, a)
+        if split is not None and split[0] + 1 == out_axis:
+            return a, split
+    return None
+
+
+def _merged_into(in_shape, out_shape, out_axis):
+    """(in_axis, k) if out axis `out_axis` merges in axis `in_axis` with k trailing entries per channel."""
+    for a in range(len(in_shape)):
+        where = _regroup(in_shape, out_shape, a)
+        if where is not None and where[0] == out_axis and where[1] > 1 and _known(in_shape)[a] > 1:
+            return a, where[1]
+    return None
+
+
+def _shape_const(walk, op, out_axis, units, per=1):
+    if op.type == "reshape":
+        shape_const = op.attr("shape")
+        if shape_const is not None and len(shape_const) > out_axis and shape_const[out_axis] > 0:
+            walk.dec_const(op, "shape", out_axis, units, per=per)
+
+
+def _blocks_pair(walk, a, a_axis, b, b_axis, k, key, ch):
+    """Channel c of (a, a_axis) is channels c*k .. c*k+k-1 of (b, b_axis); entering b prunes whole blocks."""
+    if key == a:
+        walk.flow(b, b_axis, ch.expand(k), None)
+        return ch
+    walk.atoms(b, b_axis, ch, k)
+    blocks = ch.blocks(k)
+    walk.flow(a, a_axis, blocks, None)
+    walk.flow(b, b_axis, blocks.expand(k), None)
+    return blocks
+
+
+def _shuffle_split(walk, x, x_axis, out, b, g, m, ch):
+    """x's axis becomes [g, m] on out: the g groups lose the same positions (so every group keeps m' and
+    the later transpose/reshape back sees a plain axis); returns the positions on out axis b+1."""
+    inner = ch.modulo(m)
+    full = inner.tile(m, g)
+    walk.tie(full)
+    walk.flow(x, x_axis, full, None)
+    walk.flow(out, b + 1, inner, None)
+    return inner
+
+
 @rule("reshape", "flatten", "squeeze", "unsqueeze")
 def reshape(walk, op, key, axis, ch):
     x, out = op.ins("x")[0], op.outs("out")[0]
+    xs, os_ = walk.shape(x), walk.shape(out)
     if key == x:
-        where = _regroup(walk.shape(x), walk.shape(out), axis)
-        if where is None:
-            walk.cannot(op, f"it folds pruned axis {axis} of {walk.shape(x)} into other axes of {walk.shape(out)}")
-        out_axis, k = where
-        walk.flow(out, out_axis, ch.expand(k), None)
-        if op.type == "reshape":
-            shape_const = op.attr("shape")
-            if shape_const is not None and shape_const[out_axis] > 0:
-                walk.dec_const(op, "shape", out_axis, ch, per=k)
+        where = _regroup(xs, os_, axis)
+        split = None if where is not None else _split_axis(xs, os_, axis)
+        if where is not None:
+            out_axis, k = where
+            walk.flow(out, out_axis, ch.expand(k), None)
+            _shape_const(walk, op, out_axis, ch, per=k)
+        elif split is not None:
+            b, g, m = split
+            _shape_const(walk, op, b + 1, _shuffle_split(walk, x, axis, out, b, g, m, ch))
+        else:
+            walk.cannot(op, f"it folds pruned axis {axis} of {xs} into other axes of {os_}")
     else:
-        where = _regroup(walk.shape(out), walk.shape(x), axis)
-        if where is None or where[1] != 1:
-            walk.cannot(op, f"channels would have to be regrouped from {walk.shape(out)} back to {walk.shape(x)}")
-        walk.flow(x, where[0], ch, None)
-        if op.type == "reshape":
-            shape_const = op.attr("shape")
-            if shape_const is not None and shape_const[axis] > 0:
-                walk.dec_const(op, "shape", axis, ch)
+        where = _regroup(os_, xs, axis)
+        if where is not None and where[1] == 1:
+            walk.flow(x, where[0], ch, None)
+            _shape_const(walk, op, axis, ch)
+        elif _merged_into(xs, os_, axis) is not None:  # undoing a split: whole blocks of the merged axis
+            a, k = _merged_into(xs, os_, axis)
+            _shape_const(walk, op, axis, _blocks_pair(walk, x, a, out, axis, k, key, ch), per=k)
+        elif _split_source(xs, os_, axis) is not None:  # positions inside the groups of a split axis
+            a, (b, g, m) = _split_source(xs, os_, axis)
+            _shape_const(walk, op, axis, _shuffle_split(walk, x, a, out, b, g, m, ch))
+        else:
+            walk.cannot(op, f"channels would have to be regrouped from {os_} back to {xs}")
     for k in op.outs("xshape"):  # legacy reshape2/flatten2 record [0] + input shape for their grads
         if key == x and walk.shape(k):
             walk.side(k, axis + 1, ch, None)
@@ -332,6 +437,63 @@ def reduce(walk, op, key, axis, ch):
     else:
         kept = [a for a in range(rank) if a not in dims]
         walk.flow(x, axis if keep else kept[axis], ch, None)
+
+
+@rule("pixel_shuffle", "pixel_unshuffle")
+def pixel_shuffle(walk, op, key, axis, ch):
+    """pixel_shuffle: channel c of out is channels c*r*r .. c*r*r+r*r-1 of x (unshuffle: the reverse)."""
+    x, out = op.ins("x")[0], op.outs("out")[0]
+    cax = _channel_axis(op, len(walk.shape(x)))
+    if axis != cax:
+        walk.cannot(op, f"it moves axis {axis} into other axes")
+    r = op.attr("upscale_factor") or op.attr("downscale_factor")
+    if op.type == "pixel_shuffle":
+        _blocks_pair(walk, out, cax, x, cax, r * r, key, ch)
+    else:
+        _blocks_pair(walk, x, cax, out, cax, r * r, key, ch)
+
+
+@rule("layer_norm")
+def layer_norm(walk, op, key, axis, ch):
+    x = op.ins("x")[0]
+    y = (op.outs("out") or op.outs("y"))[0]
+    rank = len(walk.shape(x))
+    begin = op.attr("begin_norm_axis") % rank
+    if key not in (x, y):
+        walk.cannot(op, "its weight and bias cannot lose entries on their own")
+    if axis >= begin:
+        # Mean and variance run over the pruned axis: removing a channel changes every other channel's
+        # output, which no zeroed channel reproduces. Refused rather than pruned inexactly.
+        walk.cannot(op, f"it normalizes over the pruned axis {axis} (axes {begin}..{rank - 1}), so removing a "
+                        f"channel would change the remaining ones")
+    members = [(x, axis, "flow", None), (y, axis, "flow", None)]
+    members += [(k, axis, "side", None) for slot in ("mean", "variance") for k in op.outs(slot) if _static_dim(walk, k, axis)]
+    _share(walk, op, key, axis, ch, members)
+
+
+@rule("shape", "shape64")
+def shape(walk, op, key, axis, ch):
+    """A shape query reads sizes, not channel data. Only a use of the channel count itself could see the
+    pruning (the run-time value follows the pruned tensor, but what is built from it is not followed)."""
+    (out,) = op.outs("out")
+    for user in walk.users(out):
+        if user.type == "slice" and not _slice_reads(user, axis, walk.shape(out)[0]):
+            continue
+        if not any(walk.used(k) for ks in user.outputs.values() for k in ks):
+            continue  # nothing reads what it computes
+        walk.cannot(op, f"the channel count it reads is used by '{user.type}' (op #{user.index}), whose "
+                        f"result would follow the pruned size unchecked", anywhere=True)
+
+
+def _slice_reads(op, index, length):
+    """Whether a slice of a shape vector includes entry `index` (unknown bounds count as yes)."""
+    axes, starts, ends = op.attr("axes"), op.attr("starts"), op.attr("ends")
+    computed = any(op.ins(s) for s in ("starts_tensor", "ends_tensor", "starts_tensor_list", "ends_tensor_list"))
+    if computed or not axes or list(axes) != [0] or not starts or not ends:
+        return True
+    lo, hi = int(starts[0]), int(ends[0])
+    lo, hi = lo + length if lo < 0 else lo, hi + length if hi < 0 else hi
+    return lo <= index < hi
 
 
 # -- fully connected heads ----------------------------------------------------------------------

@@ -102,8 +102,8 @@ def _drop_grads(tensors):
 
 
 def refuse_code_edits(edits):
-    """A plan that changes shape constants (a hard-coded reshape, split sections) would need the Layer's
-    Python code changed: refuse it before anything is touched."""
+    """A plan that changes shape constants the Layer's code hard-codes (a reshape, split sections) would
+    need that code changed: refuse it."""
     for kind, op, name, _ in edits:
         if kind == "const":
             raise PruneError(
@@ -114,8 +114,8 @@ def refuse_code_edits(edits):
 
 
 def _group_edits(view, trace, edits):
-    """[(layer path, attribute, decrement)] for the plan's attribute edits (the caller has refused
-    constant edits with `refuse_code_edits`)."""
+    """[(layer path, attribute, decrement)] for the plan's attribute edits (constants are the Layer code's
+    business: the pruner checks that they follow)."""
     out = []
     for (kind, op, name, _), n in edits.items():
         if kind != "attr":

@@ -109,7 +109,7 @@ class FilterPruner:
         view = t.view
         params, values = check_request([t.resolve(n) for n in ratios], list(ratios.values()))
         core_plan, work = planning.build(view, t.read, params, values, self._criterion, self._selector)
-        refuse_code_edits(work.edits)
+        const_edits = [(op, name, pos, n) for (kind, op, name, pos), n in work.edits.items() if kind == "const"]
         core_plan.criterion = self.criterion
         core_plan.idx_selector = self._idx_selector if isinstance(self._idx_selector, str) else "custom"
         for entry in core_plan.entries:
@@ -128,7 +128,28 @@ class FilterPruner:
         plan = DygraphPlan(core_plan, 1.0 - count(view, shapes)[0] / base_flops if base_flops else 0.0)
         if apply is not None:
             plan.backup = apply_to_layer(self.model, t, view, work, opt=self.opt, lazy=apply == "lazy")
+            if const_edits and apply != "lazy":
+                self._check_code_follows(const_edits, plan)
         return plan
+
+    def _check_code_follows(self, const_edits, plan):
+        """Shape constants of the trace (a reshape's shape, split sections) come from the Layer's code. If
+        the code computes them from `x.shape` (a channel shuffle), the pruned Layer's trace shows them
+        shrunk by the plan; a hard-coded one stays as it was: then undo and refuse."""
+        try:
+            new = self._traced()
+        except Exception:  # the pruned Layer no longer runs: a constant did not follow
+            new = None
+        expected = {}
+        for op, name, pos, n in const_edits:
+            values = expected.setdefault((op.index, name), (op, list(op.attr(name))))[1]
+            values[pos] -= n
+        for (index, name), (op, values) in expected.items():
+            got = new[1].view.ops[index] if new is not None and index < len(new[1].view.ops) else None
+            if got is None or got.type != op.type or list(got.attr(name) or []) != values:
+                plan.restore(self.model)
+                refuse_code_edits([("const", op, name, None)])
+        self._last = new
 
     # -- sensitivity ----------------------------------------------------------------------------
     def sensitive(self, eval_func=None, sen_file=None, target_vars=None, skip_vars=None, ratios=None):

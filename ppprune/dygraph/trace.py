@@ -19,6 +19,7 @@ class Trace:
     def __init__(self, model, program):
         self.program = program
         self.view = view_of(program)
+        self.view.from_layer = True
         self.tensors = {}  # program name -> Parameter or buffer
         self.paths = {}  # program name -> structured name
         self.owners = {}  # program name -> (structured layer name, attribute)

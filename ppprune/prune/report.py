@@ -35,7 +35,8 @@ def prunable_params(program):
             blocked.append({"name": name, "shape": shape, "reason": str(e)})
             continue
         if group.outputs:
-            blocked.append({"name": name, "shape": shape, "reason": "its channels reach a network output"})
+            reason = "its channels reach a network output" + (f" ({group.output_reason})" if group.output_reason else "")
+            blocked.append({"name": name, "shape": shape, "reason": reason})
             continue
         coupled, others = _couplings(group, {(name, group.axis)})
         prunable.append({"name": name, "shape": shape, "coupled": coupled, "other_tensors": others,

@@ -33,8 +33,8 @@ def clone(program):
 
 def feed_vars(program, names):
     """The input variables (legacy) or `pd_op.data` values (PIR) of `program` called `names`."""
-    if _is_pir(program):
-        found = {op.str_attr("name"): op.result(0) for op in program.global_block().ops if op.name() == "pd_op.data"}
+    if _is_pir(program):  # pd_op.feed: a legacy model translated to PIR
+        found = {op.str_attr("name"): op.result(0) for op in program.global_block().ops if op.name() in ("pd_op.data", "pd_op.feed")}
     else:
         found = {n: program.global_block().var(n) for n in names if program.global_block().has_var(n)}
     missing = [n for n in names if n not in found]

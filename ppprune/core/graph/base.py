@@ -6,7 +6,7 @@ FORWARD, BACKWARD, OPTIMIZER, OTHER = "forward", "backward", "optimizer", "other
 class OpView:
     """One op: canonical `type`, `kind`, slot -> value keys for inputs and outputs, and attributes."""
 
-    __slots__ = ("raw", "type", "kind", "inputs", "outputs", "index", "_read_attr", "_attrs")
+    __slots__ = ("raw", "type", "kind", "inputs", "outputs", "index", "where", "_read_attr", "_attrs")
 
     def __init__(self, raw, type_, kind, inputs, outputs, index, read_attr):
         self.raw = raw
@@ -15,6 +15,7 @@ class OpView:
         self.inputs = inputs  # {slot: [key, ...]}
         self.outputs = outputs
         self.index = index
+        self.where = None  # for ops inside or standing for a control-flow block: which block, for errors
         # Attributes are read lazily: most ops are never asked, and reading them is slow in both IRs.
         self._read_attr = read_attr
         self._attrs = {}
@@ -47,6 +48,8 @@ class OpView:
 
 class ViewBase:
     """Indexing shared by both views: producers, consumers, parameters."""
+
+    from_layer = False  # set on the trace of a dygraph Layer (see groups._Walk.from_layer)
 
     def _index(self):
         self.producers, self.consumers = {}, {}

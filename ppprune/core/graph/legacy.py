@@ -47,6 +47,18 @@ _ATTRS = {
     "bilinear_interp": {"data_format": "data_layout"},
 }
 _IO_OPS = {"feed", "fetch"}
+_BLOCK_OPS = {"conditional_block", "conditional_block_infer", "while", "recurrent", "pylayer"}  # own a sub_block
+
+
+def _flat_ops(program, block, where=None):
+    """(op, where) for every op of `block` and, after each op that owns a sub-block (conditional_block,
+    while), the ops of that block, recursively; `where` names the owning op for messages."""
+    for i, raw in enumerate(block.ops):
+        t = raw.type
+        yield raw, t, where
+        if t in _BLOCK_OPS:
+            sub = program.block(raw._block_attr_id("sub_block"))
+            yield from _flat_ops(program, sub, f"inside the block of '{t}' (#{i} of block {block.idx})")
 
 
 def _snake(name):
@@ -73,20 +85,28 @@ class LegacyView(ViewBase):
         self.program = program
         self.block = program.global_block()
         self._vars = {}
+        self._inner = {}  # var name -> block of a var declared inside a sub-block
+        for sub in program.blocks[1:]:
+            for name in sub.vars:
+                self._inner.setdefault(name, sub)
         self.ops = []
-        for i, raw in enumerate(self.block.ops):
-            t = raw.type
+        for raw, t, where in _flat_ops(program, self.block):
             grad = t.endswith("_grad")
             fwd = _TYPES.get(t[:-5] if grad else t, t[:-5] if grad else t)
             canon = fwd + "_grad" if grad else fwd
             ins = {_canonical_slot(canon, s): list(raw.input(s)) for s in raw.input_names}
             outs = {_canonical_slot(canon, s): list(raw.output(s)) for s in raw.output_names}
-            self.ops.append(OpView(raw, canon, self._kind(raw, canon, ins, outs), ins, outs, i, _read_attr))
+            self.ops.append(OpView(raw, canon, self._kind(raw, canon, ins, outs), ins, outs, len(self.ops), _read_attr))
+            self.ops[-1].where = where
+            cond = ins.get("cond", []) + ins.get("condition", [])
+            if t in _BLOCK_OPS and cond:  # what decides the branch or the next iteration
+                self.ops.append(OpView(raw, "condition", FORWARD, {"x": cond}, {}, len(self.ops), _read_attr))
+                self.ops[-1].where = f"deciding '{t}' (op #{len(self.ops) - 2})"
         self._index()
 
     @staticmethod
     def _kind(raw, canon, ins, outs):
-        if raw.type in _IO_OPS:
+        if canon in _IO_OPS or canon in _BLOCK_OPS:  # a block's own ops are in the view
             return OTHER
         role = raw.attr("op_role") if raw.has_attr("op_role") else 0
         if "param" in ins and "param_out" in outs:
@@ -101,8 +121,15 @@ class LegacyView(ViewBase):
     def _var(self, key):
         var = self._vars.get(key)
         if var is None:
-            var = self._vars[key] = self.block._find_var_recursive(key)
+            var = self.block._find_var_recursive(key)
+            if var is None and key in self._inner:
+                var = self._inner[key]._find_var_recursive(key)
+            self._vars[key] = var
         return var
+
+    def is_global(self, key):
+        """Whether the variable lives in the global block (and can be fetched)."""
+        return self.block.has_var(key)
 
     def shape(self, key):
         var = self._var(key)

@@ -11,6 +11,18 @@ from .base import BACKWARD, FORWARD, OPTIMIZER, OTHER, OpView, ViewBase
 _PLUMBING = {"builtin.combine", "builtin.split", "builtin.parameter", "builtin.slice"}
 _OUTPUT_MARKERS = {"builtin.shadow_output", "pd_op.fetch"}
 _CONSTANT_OPS = {"pd_op.full_int_array", "pd_op.full"}
+_CONTROL_FLOW = {"pd_op.if", "pd_op.while"}
+
+
+def _flat_ops(block, owner=None):
+    """(op, owning control-flow op or None) for every op of `block` and, after each control-flow op, the
+    ops of its blocks (recursively). Other ops with blocks (pylayer) keep theirs to themselves: channels
+    reaching one meet an op without a channel rule."""
+    for raw in block.ops:
+        yield raw, owner
+        if raw.name() in _CONTROL_FLOW:
+            for sub in raw.blocks():
+                yield from _flat_ops(sub, raw)
 
 
 def _canonical_type(name):
@@ -29,28 +41,43 @@ class PirView(ViewBase):
         self._vector_of = {}  # member key -> (vector Value, index) for type refreshes
         self._params = {}
         self._markers = set()
+        self._aliases = {}  # parameter key -> keys of the same parameter inside sub-blocks
+        self._alias_of = {}  # and back: ops inside a block read the parameter under its main-block key
+        self._block_index = {}  # control-flow op id -> index of its first view op, for messages
+        self._inner = set()  # keys of values defined inside sub-blocks (not fetchable from the program)
         self.ops = []
-        raw_ops = list(self.block.ops)
+        raw_ops = list(_flat_ops(self.block))
         split_of = {}
-        for raw in raw_ops:
+        for raw, _ in raw_ops:
             name = raw.name()
             if name == "builtin.parameter":
                 v = raw.result(0)
                 pname = raw.str_attr("parameter_name")
-                self._params[pname] = self._key(v)
+                if pname in self._params:  # a sub-block reads the parameter through its own op
+                    self._aliases.setdefault(self._params[pname], []).append(self._key(v))
+                    self._alias_of[v.id] = self._params[pname]
+                else:
+                    self._params[pname] = self._key(v)
                 self._names[self._key(v)] = pname
             elif name == "builtin.split":
                 split_of[self._key(raw.operand_source(0))] = list(raw.results())
             elif name == "pd_op.data" and raw.result(0).persistable:
                 self._names[self._key(raw.result(0))] = raw.str_attr("name")
         after_backward = False
-        for raw in raw_ops:
+        for raw, parent in raw_ops:
             name = raw.name()
             if name in _PLUMBING:
                 continue
             if name in _OUTPUT_MARKERS:
                 self._markers.update(self._key(v) for v in raw.operands_source())
+            if name in _CONTROL_FLOW:
+                self._control_flow(raw)
+                continue
+            if name.startswith("cf."):
+                continue  # yields are read by the control-flow op that owns the block
             ins, outs = self._slots(raw, split_of)
+            if parent is not None:
+                self._inner.update(k for ks in outs.values() for k in ks)
             canon = _canonical_type(name)
             kind = self._kind(name, canon, ins, outs)
             if kind == BACKWARD:
@@ -60,7 +87,44 @@ class PirView(ViewBase):
                 # gradient clipping) compute updates, not the network's outputs
                 kind = BACKWARD
             self.ops.append(OpView(raw, canon, kind, ins, outs, len(self.ops), self._read_attr))
+            if parent is not None:
+                self.ops[-1].where = f"inside the block of '{_canonical_type(parent.name())}' (op #{self._block_index[id(parent)]})"
         self._index()
+
+    def _control_flow(self, raw):
+        """`pd_op.if` / `pd_op.while` as the ops the channel rules see: each result of an if joins what its
+        branches yield; each loop-carried value joins its initial value, the body's argument, what the body
+        yields and the loop's result (one shape for all). The condition is not data."""
+        index = self._block_index[id(raw)] = len(self.ops)
+        body = next(iter(raw.blocks()))
+        conds = [self._key(raw.operand_source(0))]
+        if raw.name() == "pd_op.while":
+            conds.append(self._key(list(body.ops)[-1].operand_source(0)))
+        self._add_flow_op(raw, "condition", {"x": conds}, {}, f"deciding '{_canonical_type(raw.name())}' (op #{index})")
+        if raw.name() == "pd_op.if":
+            ifop = raw.as_if_op()
+            branches = [list(b.ops)[-1].operands_source() for b in (ifop.true_block(), ifop.false_block())]
+            for i, r in enumerate(raw.results()):
+                ins = {"x": [self._key(br[i]) for br in branches if i < len(br)]}
+                self._add_flow_op(raw, "if", ins, {"out": [self._key(r)]}, f"result {i} of 'if' (op #{index})")
+            return
+        args = list(body.args())
+        yields = list(list(body.ops)[-1].operands_source())[1:]  # the first is the next condition
+        inputs = list(raw.operands_source())[1:]
+        for j, r in enumerate(raw.results()):
+            self._inner.add(self._key(args[j]))
+            ins = {"x": [self._key(inputs[j]), self._key(yields[j])]}
+            outs = {"out": [self._key(r)], "arg": [self._key(args[j])]}
+            self._add_flow_op(raw, "while", ins, outs, f"loop-carried value {j} of 'while' (op #{index})")
+
+    def _add_flow_op(self, raw, type_, ins, outs, where):
+        op = OpView(raw, type_, FORWARD, ins, outs, len(self.ops), self._read_attr)
+        op.where = where
+        self.ops.append(op)
+
+    def is_global(self, key):
+        """Whether the value is defined in the global block (and can be fetched)."""
+        return key not in self._inner
 
     def _key(self, value):
         k = value.id
@@ -68,8 +132,9 @@ class PirView(ViewBase):
         return k
 
     def _slots(self, raw, split_of):
-        in_names = raw.get_input_names() if raw.name().startswith("pd_op.") else None
-        out_names = raw.get_output_names() if raw.name().startswith("pd_op.") else None
+        in_names = out_names = None
+        if raw.name().startswith("pd_op.") and raw.num_regions() == 0:  # ops with blocks have no slot names
+            in_names, out_names = raw.get_input_names(), raw.get_output_names()
         ins = {}
         for i, v in enumerate(raw.operands_source()):
             slot = in_names[i] if in_names and i < len(in_names) else f"operand{i}"
@@ -83,7 +148,8 @@ class PirView(ViewBase):
                     self._vector_of[self._key(m)] = (v, j)
                 ins[slot] = [self._key(m) for m in members]
             else:
-                ins[slot] = [self._key(v)]
+                k = self._key(v)
+                ins[slot] = [self._alias_of.get(k, k)]
         outs = {}
         for i, r in enumerate(raw.results()):
             slot = out_names[i] if out_names and i < len(out_names) else f"result{i}"
@@ -130,8 +196,9 @@ class PirView(ViewBase):
         return list(v.shape)
 
     def set_shape(self, key, shape):
-        v = self.values[key]
-        v.set_type(paddle.pir.create_shaped_type(v.type(), [int(d) for d in shape]))
+        for k in [key] + self._aliases.get(key, []):
+            v = self.values[k]
+            v.set_type(paddle.pir.create_shaped_type(v.type(), [int(d) for d in shape]))
         vec = self._vector_of.get(key)
         if vec is not None:
             self._refresh_vector(vec[0])

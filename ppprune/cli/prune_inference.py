@@ -1,0 +1,78 @@
+"""Prune an exported inference model (legacy `.pdmodel` or PIR `.json`, e.g. from PaddleOCR or
+PaddleDetection 2.x) and save the pruned inference model in a new folder, with the plan beside it.
+
+    python tools/prune_inference.py --model inference/det/model --print_params
+    python tools/prune_inference.py --model inference/det/model --pruned_params all --pruned_ratios 0.3 \\
+        --output_dir output/det_pruned
+
+`--pruned_params all` names every conv weight; output convs and 1-channel heads are skipped with the reason.
+The model is opened in the PIR IR (a `.pdmodel` is translated) unless `--ir legacy`.
+"""
+import argparse
+import os
+
+from . import common
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True, help="model prefix (model.json / model.pdmodel + .pdiparams) or its folder")
+    p.add_argument("--ir", choices=["pir", "legacy"], default="pir", help="IR to open and save the model in")
+    p.add_argument("-P", "--print_params", action="store_true", help="list prunable conv weights and exit")
+    p.add_argument("--output_dir", default=None, help="new folder for the pruned model and plan.json")
+    common.add_prune_flags(p)
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from .. import inference_model
+    from ..prune import Pruner
+    from ..prune.report import conv_weights, format_report, prunable_params
+    from ..core.graph import view_of
+
+    model = inference_model.load(args.model, ir=args.ir)
+    if args.print_params:
+        print(format_report(*prunable_params(model.program)))
+        return 0
+    if not args.output_dir:
+        raise common.UsageError("give --output_dir: a new folder for the pruned model (never the input's)")
+    source = os.path.dirname(os.path.abspath(model.model_file))
+    if os.path.abspath(args.output_dir) == source:
+        raise common.UsageError(f"--output_dir is the input model's folder ({source}): choose another folder")
+    if common.split_list(args.pruned_params) == ["all"]:
+        args.pruned_params = ",".join(conv_weights(view_of(model.program)))
+    params, ratios = common.pruned_request(args)
+    if params is None:
+        raise common.UsageError("nothing to prune: give --pruned_params (or 'all') and --pruned_ratios")
+    if args.round_to > 1:
+        from .prune import _round_ratios
+
+        ratios = _round_ratios(model.program, params, ratios, args.round_to)
+    before = _cost(model.program, model.scope)
+    pruner = Pruner(args.prune_criterion, args.idx_selector)
+    pruned, _, _ = pruner.prune(model.program, model.scope, params, ratios)
+    prefix = os.path.join(args.output_dir, "model")
+    inference_model.save(model, pruned, prefix, lookup=pruner.lookup)
+    pruner.plan.meta["source_model"] = os.path.abspath(model.model_file)
+    pruner.plan.save(os.path.join(args.output_dir, "plan.json"))
+    after = _cost(pruned, model.scope)
+    for s in pruner.plan.skipped:
+        print(f"skipped {s['param']}: {s['reason']}")
+    common.print_table(f"pruned model written to {args.output_dir}", ("", "before", "after"),
+                       [("FLOPs (MACs)", before["flops"], after["flops"]),
+                        ("params", f"{before['params']:,}", f"{after['params']:,}")])
+    return 0
+
+
+def _cost(program, scope):
+    """FLOPs and parameter count for the table; exported models often leave spatial sizes open, and then
+    FLOPs cannot be counted."""
+    from ..analysis import flops, model_size
+    from ..core.errors import PruneError
+
+    try:
+        macs = f"{flops(program):,}"
+    except PruneError:
+        macs = "unknown (input size not fixed)"
+    return {"flops": macs, "params": model_size(program, scope)}

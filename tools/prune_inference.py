@@ -1,0 +1,10 @@
+"""Prune an exported inference model: see `python tools/prune_inference.py --help`."""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout
+
+from ppprune.cli import common, prune_inference  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(common.run(prune_inference.main))
