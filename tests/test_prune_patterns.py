@@ -23,21 +23,10 @@ def _all_convs(net, shape, ir):
 
 
 def _check_all(net, shape, ir, ratio, tmp_path, batch=2):
-    """All convs at one ratio. Until overlapping groups are merged (issue 14, point 1), a conv refused
-    for sharing channels with an earlier one is dropped from the list: the earlier one prunes them."""
+    """All convs at one ratio, in one call (overlapping groups merge)."""
     with oracle.ir_guard(ir):
-        main, startup, *_ = oracle.build(net, shape)
-        scope, _ = oracle.init_scope(startup, main)
+        main, *_ = oracle.build(net, shape)
         params = oracle.conv_weights(main)
-        while True:
-            try:
-                Pruner().prune(main, scope, params, [ratio] * len(params), only_graph=True)
-                break
-            except PruneError as e:
-                dropped = [p for p in params if f"'{p}' shares some channels" in str(e)]
-                if not dropped:
-                    raise
-                params = [p for p in params if p not in dropped]
     return params, oracle.check(net, shape, params, [ratio] * len(params), ir, batch=batch, infer_dir=str(tmp_path))
 
 
