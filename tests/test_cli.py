@@ -98,13 +98,18 @@ def test_prune_finetune_eval_export_infer(work):
     assert code == 0, out
     assert "Paddle Inference output matches the executor's" in out
     assert "original" in out and "pruned" in out and "latency ms" in out
+    assert "network ms" in out and "end to end ms" in out and "load average" in out
     export_dir = work["out"] / "tiny_export"
     assert {"model.json", "model.pdiparams", "infer_cfg.yml", "config.yml"} <= set(os.listdir(export_dir))
+    assert (export_dir / "original" / "infer_cfg.yml").is_file()  # the reference deploys the same way
 
     image = sorted((work["data"] / "JPEGImages").iterdir())[0]
     code, out = tool("infer.py", "--model_dir", str(export_dir), "--infer_img", str(image), "--output_dir",
                      str(work["out"] / "infer"), "--draw_threshold", "0.0")
     assert code == 0, out
+    code, out = tool("infer.py", "--model_dir", str(export_dir), "--infer_img", str(image), "--output_dir",
+                     str(work["out"] / "infer"), "--draw_threshold", "1.01")
+    assert code == 0 and "1 of 1 images have no box at draw_threshold 1.01" in out, out
     assert os.path.isfile(work["out"] / "infer" / (image.stem + ".png"))
 
 
