@@ -1,0 +1,51 @@
+"""The results-table scripts in bench/ run end to end on a tiny setting, resume, and report what they measured."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from ppprune.data.fashion_mnist import fashion_mnist_available
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def bench(script, *args):
+    env = dict(os.environ, PYTHONWARNINGS="ignore", GLOG_minloglevel="2")
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "bench", script), *args], capture_output=True,
+                          text=True, env=env, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not fashion_mnist_available(), reason="needs Debian's dataset-fashion-mnist")
+def test_classification_table_tiny(tmp_path):
+    work, report = tmp_path / "work", tmp_path / "table.md"
+    args = ["--train-size", "600", "--val-size", "200", "--test-size", "200", "--epochs", "1", "--batch-size", "32",
+            "--finetune-epochs", "1", "--seeds", "0", "--ratios", "0.2,0.4,0.6", "--rounds", "2", "--repeat", "2",
+            "--tolerance", "0.05", "--work", str(work), "--report", str(report)]
+    out = bench("results_classification.py", *args)
+    assert "== uniform + L1 -50%" in out
+    table = report.read_text()
+    rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert len(rows) == 12 and rows[0].startswith("| Baseline")
+    state = json.loads((work / "state.json").read_text())
+    base = state["rows"]["baseline"]
+    for key, r in state["rows"].items():
+        if key == "baseline":
+            continue
+        # the FLOPs are counted on the pruned Layer itself, and land on the row's target
+        assert abs(1 - r["flops"] / base["flops"] - r["target"]) <= 0.05 + 1e-9, (key, r["flops"])
+        assert abs(r["planned_flops"] - (1 - r["flops"] / base["flops"])) < 1e-6  # plan == measured
+        for t in (1, 2):
+            s = r[f"latency_{t}t"]
+            assert 0 < s["min"] <= s["median"] <= s["max"]
+        assert r["file_mb"] < base["file_mb"]
+        if r["align"] > 1:  # kept channel counts are multiples of the alignment (only the plan knows them)
+            assert "not fine-tuned" in table
+    assert os.path.isfile(os.path.splitext(report)[0] + ".png")
+    # a second run resumes: every step is found done, nothing is trained or pruned again
+    again = bench("results_classification.py", *args)
+    assert "== " not in again and json.loads((work / "state.json").read_text())["rows"].keys() == state["rows"].keys()
