@@ -199,7 +199,8 @@ def baseline(args, data, state):
     paddle.save(net.state_dict(), path + ".tmp")
     os.replace(path + ".tmp", path)
     state.data["rows"]["baseline"] = dict(name="Baseline", how="-", target=0.0, seed=0, finetune=True, top1=top1,
-                                          top5=top5, flops=dygraph_flops(net, DEPLOY), seconds=time.time() - tic)
+                                          top5=top5, flops=dygraph_flops(net, DEPLOY), seconds=time.time() - tic,
+                                          channels={p.name: p.shape[0] for p in net.parameters() if len(p.shape) == 4})
     state.save()
     return net
 
@@ -214,7 +215,8 @@ def run_row(args, r, data, state):
         plan = pruner.prune_vars(uniform_ratios(pruner, r["target"], r["align"], args.tolerance))
     else:
         plan = pruner.sensitive_prune(r["target"], align=r["align"] if r["align"] > 1 else None, tolerance=args.tolerance)
-    result = dict(r, planned_flops=plan.pruned_flops, flops=dygraph_flops(net, DEPLOY))
+    result = dict(r, planned_flops=plan.pruned_flops, flops=dygraph_flops(net, DEPLOY),
+                  channels={p.name: p.shape[0] for p in net.parameters() if len(p.shape) == 4})
     result["top1_pruned"], _ = evaluate(net, data["test"])
     if r["finetune"]:
         train(net, data["train"], args.finetune_epochs, args.lr * 0.5, r["seed"], args.batch_size)

@@ -23,7 +23,8 @@ def bench(script, *args):
 @pytest.mark.skipif(not fashion_mnist_available(), reason="needs Debian's dataset-fashion-mnist")
 def test_classification_table_tiny(tmp_path):
     work, report = tmp_path / "work", tmp_path / "table.md"
-    args = ["--train-size", "600", "--val-size", "200", "--test-size", "200", "--epochs", "1", "--batch-size", "32",
+    # big enough that the baseline learns (about 50% top-1): sensitivities of an untrained net are all ties
+    args = ["--train-size", "800", "--val-size", "200", "--test-size", "200", "--epochs", "3", "--batch-size", "32",
             "--finetune-epochs", "1", "--seeds", "0", "--ratios", "0.2,0.4,0.6", "--rounds", "2", "--repeat", "2",
             "--tolerance", "0.05", "--work", str(work), "--report", str(report)]
     out = bench("results_classification.py", *args)
@@ -38,13 +39,15 @@ def test_classification_table_tiny(tmp_path):
             continue
         # the FLOPs are counted on the pruned Layer itself, and land on the row's target
         assert abs(1 - r["flops"] / base["flops"] - r["target"]) <= 0.05 + 1e-9, (key, r["flops"])
-        assert abs(r["planned_flops"] - (1 - r["flops"] / base["flops"])) < 1e-6  # plan == measured
+        # the plan counts at the 32x32 training size, the row at 224x224: only the fc's share differs
+        assert abs(r["planned_flops"] - (1 - r["flops"] / base["flops"])) < 0.005
         for t in (1, 2):
             s = r[f"latency_{t}t"]
             assert 0 < s["min"] <= s["median"] <= s["max"]
         assert r["file_mb"] < base["file_mb"]
-        if r["align"] > 1:  # kept channel counts are multiples of the alignment (only the plan knows them)
-            assert "not fine-tuned" in table
+        if r["align"] > 1:  # every conv pruned keeps a multiple of the alignment
+            before = state["rows"]["baseline"]["channels"]
+            assert all(n % r["align"] == 0 for name, n in r["channels"].items() if n != before[name]), r["channels"]
     assert os.path.isfile(os.path.splitext(report)[0] + ".png")
     # a second run resumes: every step is found done, nothing is trained or pruned again
     again = bench("results_classification.py", *args)
