@@ -113,6 +113,17 @@ def test_prune_finetune_eval_export_infer(work):
     assert os.path.isfile(work["out"] / "infer" / (image.stem + ".png"))
 
 
+def test_prune_to_a_flops_target_with_one_ratio_for_every_conv(work):
+    code, out = tool("prune.py", "-c", work["cfg"], "-o", f"weights={work['base']}", "save_dir=" + str(work["out"] / "uni"),
+                     "max_iters=0", "--target_flops", "0.4")
+    assert code == 0, out
+    assert "uniform ratio for 40% fewer FLOPs" in out
+    removed = next(line for line in out.splitlines() if line.strip().startswith("FLOPs (MACs)")).split()[-1]
+    assert abs(float(removed.rstrip("%")) - 40) <= 1.0, out  # what the pruned program counts, within the tolerance
+    plan = json.loads((work["out"] / "uni" / "tiny_pruned" / "plan.json").read_text())
+    assert len({round(e["ratio"], 9) for e in plan["entries"]}) == 1 and len(plan["entries"]) > 10
+
+
 def test_demo_main_job_prints_the_before_after_table(work):
     code, out = tool("demo.py", "-c", work["cfg"], "--finetune_iters", "2")
     assert code == 0, out
