@@ -52,3 +52,25 @@ def test_classification_table_tiny(tmp_path):
     # a second run resumes: every step is found done, nothing is trained or pruned again
     again = bench("results_classification.py", *args)
     assert "== " not in again and json.loads((work / "state.json").read_text())["rows"].keys() == state["rows"].keys()
+
+
+@pytest.mark.slow
+def test_detection_table_tiny(tmp_path):
+    import tiny
+
+    cfg = tiny.write_config(tmp_path)
+    report, work = tmp_path / "table.md", tmp_path / "work"
+    # an untrained tiny detector scores 0 mAP at IoU 0.5: keep every box and loosen the IoU
+    args = ["-c", cfg, "-o", "VOCMetric.overlap_thresh=0.01", "YOLOv3Head.conf_thresh=0.0", "--finetune_iters", "2",
+            "--only", "uniform + L1", "--work", str(work), "--report", str(report)]
+    bench("results_detection.py", *args)
+    state = json.loads((work / "state.json").read_text())
+    assert list(state["rows"]) == ["baseline", "uniform + L1 -30%", "uniform + L1 -50%"]
+    for key, target in (("uniform + L1 -30%", 0.3), ("uniform + L1 -50%", 0.5)):
+        r = state["rows"][key]
+        assert abs(1 - r["after"]["flops"] / r["before"]["flops"] - target) <= 0.01  # counted on the pruned program
+        assert float(r["deploy"]["pruned"]["file_mb"]) < float(r["deploy"]["original"]["file_mb"])
+        assert float(r["deploy"]["pruned"]["net_latency_ms"]) > 0 and float(r["deploy"]["pruned"]["latency_ms"]) > 0
+    lines = report.read_text().splitlines()
+    assert any(line.startswith("| Baseline |") for line in lines) and sum("uniform + L1" in line for line in lines) == 2
+    assert "network ms" in report.read_text()
