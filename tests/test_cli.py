@@ -62,14 +62,30 @@ def test_prune_finetune_eval_export_infer(work):
     assert code == 0, out
     assert "Paddle Inference output matches the executor's" in out
     assert "original" in out and "pruned" in out and "latency ms" in out
+    assert "network ms" in out and "end to end ms" in out and "load average" in out
     export_dir = work["out"] / "tiny_export"
     assert {"model.json", "model.pdiparams", "infer_cfg.yml", "config.yml"} <= set(os.listdir(export_dir))
+    assert (export_dir / "original" / "infer_cfg.yml").is_file()  # the reference deploys the same way
 
     image = sorted((work["data"] / "JPEGImages").iterdir())[0]
     code, out = tool("infer.py", "--model_dir", str(export_dir), "--infer_img", str(image), "--output_dir",
                      str(work["out"] / "infer"), "--draw_threshold", "0.0")
     assert code == 0, out
+    code, out = tool("infer.py", "--model_dir", str(export_dir), "--infer_img", str(image), "--output_dir",
+                     str(work["out"] / "infer"), "--draw_threshold", "1.01")
+    assert code == 0 and "1 of 1 images have no box at draw_threshold 1.01" in out, out
     assert os.path.isfile(work["out"] / "infer" / (image.stem + ".png"))
+
+
+def test_prune_to_a_flops_target_with_one_ratio_for_every_conv(work):
+    code, out = tool("prune.py", "-c", work["cfg"], "-o", f"weights={work['base']}", "save_dir=" + str(work["out"] / "uni"),
+                     "max_iters=0", "--target_flops", "0.4")
+    assert code == 0, out
+    assert "uniform ratio for 40% fewer FLOPs" in out
+    removed = next(line for line in out.splitlines() if line.strip().startswith("FLOPs (MACs)")).split()[-1]
+    assert abs(float(removed.rstrip("%")) - 40) <= 1.0, out  # what the pruned program counts, within the tolerance
+    plan = json.loads((work["out"] / "uni" / "tiny_pruned" / "plan.json").read_text())
+    assert len({round(e["ratio"], 9) for e in plan["entries"]}) == 1 and len(plan["entries"]) > 10
 
 
 def test_demo_main_job_prints_the_before_after_table(work):

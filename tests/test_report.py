@@ -53,3 +53,14 @@ def test_predictor_runs_and_times_an_exported_model(tmp_path):
     (got,) = deploy.run(predictor, feed)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
     assert deploy.latency_ms(predictor, feed, warmup=1, repeat=3) > 0
+    stats, (before, after) = deploy.compare_latency({"a": predictor, "b": predictor}, feed, rounds=3, repeat=2, warmup=1)
+    for s in stats.values():
+        assert 0 < s["min"] <= s["median"] <= s["max"]
+    assert before >= 0 and after >= 0
+
+
+def test_spread_warning_only_when_the_spread_hides_the_difference():
+    wide = {"a": {"min": 8.0, "median": 10.0, "max": 14.0}, "b": {"min": 9.0, "median": 11.0, "max": 12.0}}
+    assert "exceeds the difference" in deploy.spread_warning(wide, "a", "b")
+    clear = {"a": {"min": 9.9, "median": 10.0, "max": 10.2}, "b": {"min": 5.0, "median": 5.1, "max": 5.3}}
+    assert deploy.spread_warning(clear, "a", "b") is None

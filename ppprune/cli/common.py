@@ -149,7 +149,8 @@ def remap(spec, pruner, program):
     """A ProgramSpec for a pruned copy: same feeds, fetch targets looked up in the copy."""
     from ..engine.programs import ProgramSpec
 
-    return ProgramSpec(program, spec.feeds, {k: pruner.lookup(v) for k, v in spec.fetches.items()}, spec.lr_scheduler)
+    return ProgramSpec(program, spec.feeds, {k: pruner.lookup(v) for k, v in spec.fetches.items()}, spec.lr_scheduler,
+                       [pruner.lookup(v) for v in spec.network], spec.network_feeds)
 
 
 def remap_program(spec, program):
@@ -158,7 +159,7 @@ def remap_program(spec, program):
 
     if program is not spec.program:
         raise ValueError("eval_func was handed a different program than the one analysed")
-    return ProgramSpec(program, spec.feeds, spec.fetches, spec.lr_scheduler)
+    return ProgramSpec(program, spec.feeds, spec.fetches, spec.lr_scheduler, spec.network, spec.network_feeds)
 
 
 def apply_saved_plan(spec, scope, plan, place=None):

@@ -65,8 +65,9 @@ def main(argv=None):
         ("parameters", f"{b['params'] / 1e6:.3f}M", f"{a['params'] / 1e6:.3f}M", f"{a['params'] / b['params'] - 1:+.1%}"),
         ("file MB", deployed["original"]["file_mb"], deployed["pruned"]["file_mb"],
          f"{float(deployed['pruned']['file_mb']) / float(deployed['original']['file_mb']) - 1:+.1%}"),
-        (f"latency ms ({args.threads} thread)", deployed["original"]["latency_ms"], deployed["pruned"]["latency_ms"],
-         f"{float(deployed['pruned']['latency_ms']) / float(deployed['original']['latency_ms']) - 1:+.1%}"),
+        *[(f"{what} ms ({args.threads} thread)", deployed["original"][key], deployed["pruned"][key],
+           f"{float(deployed['pruned'][key]) / float(deployed['original'][key]) - 1:+.1%}")
+          for what, key in (("network latency", "net_latency_ms"), ("end-to-end latency", "latency_ms"))],
     ]
     print()
     common.print_table(f"YOLOv3-MobileNetV1 demo, pruned and fine-tuned {args.finetune_iters} iterations "

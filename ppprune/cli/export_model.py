@@ -8,6 +8,7 @@ Writes `<save_dir>/<config name>_export/` with `model.json` (or `.pdmodel`), `mo
 """
 import os
 import shutil
+import tempfile
 
 import numpy as np
 
@@ -19,7 +20,8 @@ def parse_args(argv=None):
     common.add_prune_flags(p)
     p.add_argument("--output_dir", default=None, help="where to write (default <save_dir>/<config>_export)")
     p.add_argument("--threads", type=int, default=1, help="CPU threads for the latency measurement")
-    p.add_argument("--repeat", type=int, default=20, help="timed runs per model")
+    p.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds of all models")
+    p.add_argument("--repeat", type=int, default=10, help="timed runs per model and round")
     return p.parse_args(argv)
 
 
@@ -51,29 +53,6 @@ def sample_inputs(cfg, spec, seed=0):
     return {k: inputs[k] for k in spec.feeds}
 
 
-def write_infer_cfg(cfg, folder):
-    import yaml
-
-    from ..fsutil import atomic_write
-
-    reader = cfg["EvalReader"]
-    info = {"mode": "paddle", "arch": cfg["architecture"] if isinstance(cfg["architecture"], str) else "custom",
-            "min_subgraph_size": 3, "draw_threshold": 0.5, "metric": cfg.get("metric", "VOC"),
-            "image_shape": reader["image_shape"], "Preprocess": reader.get("sample_transforms", []),
-            "label_list": _labels(cfg)}
-    with atomic_write(os.path.join(folder, "infer_cfg.yml")) as f:
-        yaml.safe_dump(info, f, sort_keys=False)
-
-
-def _labels(cfg):
-    ds = cfg["EvalReader"].get("dataset", {})
-    path = os.path.join(ds.get("dataset_dir", ""), ds.get("label_list", "label_list.txt"))
-    if os.path.isfile(path):
-        with open(path) as f:
-            return [line.strip() for line in f if line.strip()]
-    return [str(i) for i in range(cfg.get("num_classes", 0))]
-
-
 def main(argv=None):
     args = parse_args(argv)
     from ..config import load_config
@@ -101,13 +80,12 @@ def _export_all(cfg, args, spec, exe, scope, place, plan, base, inputs, stage):
     """Everything the export writes, into `stage`; refuses an export whose predictor disagrees."""
     import paddle
 
-    from .. import deploy
-    from ..analysis import flops
+    from .. import deploy, infer_cfg
     from ..config import dump_config
     from ..engine import build_programs, load_weights
 
     model = export(spec, exe, scope, stage)
-    write_infer_cfg(cfg, stage)
+    infer_cfg.write(cfg, stage)
     dump_config(cfg, os.path.join(stage, "config.yml"))
 
     # Same input through the executor and the exported predictor: the export must not change the model.
@@ -126,26 +104,56 @@ def _export_all(cfg, args, spec, exe, scope, place, plan, base, inputs, stage):
                                 "nothing was exported. Export with use_gpu: false, or report this with the config "
                                 "and plan.json")
     print("Paddle Inference output matches the executor's")
-    rows = [_measure("pruned" if plan else "model", spec.program, model, inputs, args, use_gpu, flops)]
-
+    label = "pruned" if plan else "model"
+    models, scopes = {label: (spec, model)}, {label: scope}
     if plan is not None:  # the unpruned reference, from the weights the plan started from
         ref = build_programs(cfg, "infer")
         ref_scope = paddle.static.Scope()
         exe.run(ref.startup, scope=ref_scope)
         if base:
             load_weights(base, ref_scope, place, ref.param_names)
-        os.makedirs(os.path.join(stage, "original"))
-        ref_model = export(ref.infer, exe, ref_scope, os.path.join(stage, "original"))
-        rows.insert(0, _measure("original", ref.infer.program, ref_model, inputs, args, use_gpu, flops))
-    common.print_table(f"Paddle Inference ({'GPU' if use_gpu else f'CPU, {args.threads} thread(s)'}):",
-                       ("model", "FLOPs (MACs)", "file MB", "latency ms"), rows)
-    return {row[0]: {"flops": row[1], "file_mb": row[2], "latency_ms": row[3]} for row in rows}
+        original = os.path.join(stage, "original")
+        os.makedirs(original)
+        models = {"original": (ref.infer, export(ref.infer, exe, ref_scope, original)), **models}
+        scopes["original"] = ref_scope
+        infer_cfg.write(cfg, original)
+    rows, stats = measure(models, scopes, exe, inputs, args, use_gpu)
+    return {row[0]: {"flops": row[1], "file_mb": row[2], "net_latency_ms": f"{stats[row[0], 'network']['median']:.2f}",
+                     "latency_ms": f"{stats[row[0], 'end to end']['median']:.2f}"} for row in rows}
 
 
-def _measure(label, program, model, inputs, args, use_gpu, flops):
+def measure(models, scopes, exe, inputs, args, use_gpu):
+    """FLOPs, file size and Paddle Inference latency of each exported model, the network alone (no NMS)
+    and end to end, timed in interleaved rounds; prints the table, the load and a warning when the
+    spread over rounds is larger than the difference between the first two models."""
     from .. import deploy
+    from ..analysis import flops
+    from ..engine.programs import ProgramSpec
 
-    size = os.path.getsize(model + ".pdiparams") / 2**20
-    predictor = deploy.create_predictor(model, threads=args.threads, use_gpu=use_gpu)
-    ms = deploy.latency_ms(predictor, inputs, warmup=3, repeat=args.repeat)
-    return (label, f"{flops(program) / 1e6:.1f}M", f"{size:.2f}", f"{ms:.1f}")
+    with tempfile.TemporaryDirectory(prefix="ppprune-net-") as tmp:
+        predictors = {}
+        for label, (spec, prefix) in models.items():
+            if spec.network:  # the same program cut at the network's outputs: post-processing left out
+                net = ProgramSpec(spec.program, spec.network_feeds, {f"network.{i}": v for i, v in enumerate(spec.network)})
+                os.makedirs(os.path.join(tmp, label))
+                net_prefix = export(net, exe, scopes[label], os.path.join(tmp, label))
+                predictors[label, "network"] = deploy.create_predictor(net_prefix, threads=args.threads, use_gpu=use_gpu)
+            predictors[label, "end to end"] = deploy.create_predictor(prefix, threads=args.threads, use_gpu=use_gpu)
+        stats, load = deploy.compare_latency(
+            predictors, inputs, rounds=args.rounds, repeat=args.repeat)
+    for key in [k for k in predictors if k[1] == "end to end" and (k[0], "network") not in stats]:
+        stats[key[0], "network"] = stats[key]  # a model without post-processing is its network
+    fmt = "{min:.1f} / {median:.1f} / {max:.1f}".format
+    rows = [(label, f"{flops(spec.program) / 1e6:.1f}M", f"{os.path.getsize(prefix + '.pdiparams') / 2**20:.2f}",
+             fmt(**stats[label, "network"]), fmt(**stats[label, "end to end"])) for label, (spec, prefix) in models.items()]
+    where = "GPU" if use_gpu else f"CPU, {args.threads} thread(s)"
+    common.print_table(f"Paddle Inference ({where}; latency ms min / median / max over {args.rounds} interleaved "
+                       f"rounds of {args.repeat} runs; load average {load[0]:.2f} -> {load[1]:.2f}):",
+                       ("model", "FLOPs (MACs)", "file MB", "network ms", "end to end ms"), rows)
+    if len(models) > 1:
+        labels = list(models)
+        for part in ("network", "end to end"):
+            warning = deploy.spread_warning({k: stats[k, part] for k in labels}, *labels[:2])
+            if warning:
+                print(f"{part}: {warning}")
+    return rows, stats

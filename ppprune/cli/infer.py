@@ -37,7 +37,7 @@ def images(args):
     raise common.UsageError("give --infer_img or --infer_dir")
 
 
-def preprocess(path, info):
+def preprocess(path, steps):
     """The eval transforms recorded in infer_cfg.yml, applied to one image file."""
     from PIL import Image
 
@@ -46,7 +46,7 @@ def preprocess(path, info):
     image = np.asarray(Image.open(path).convert("RGB"))
     sample = {"image": image, "im_shape": np.array(image.shape[:2], dtype=np.int32), "gt_bbox": np.zeros((0, 4), np.float32),
               "gt_class": np.zeros(0, np.int32)}
-    sample = build_transforms(info["Preprocess"])(sample)
+    sample = build_transforms(steps)(sample)
     return image, {"image": sample["image"][None].astype("float32"), "im_shape": np.array([image.shape[:2]], dtype="int32")}
 
 
@@ -69,29 +69,29 @@ def draw(image, boxes, labels, threshold, path):
 
 def main(argv=None):
     args = parse_args(argv)
-    import yaml
+    from .. import deploy, infer_cfg
 
-    from .. import deploy
-
-    cfg_path = os.path.join(args.model_dir, "infer_cfg.yml")
-    if not os.path.isfile(cfg_path):
-        raise common.UsageError(f"no infer_cfg.yml in '{args.model_dir}': export the model with tools/export_model.py")
     try:
-        with open(cfg_path) as f:
-            info = yaml.safe_load(f)
-    except yaml.YAMLError:
-        info = None
-    if not isinstance(info, dict) or "Preprocess" not in info:
-        raise common.UsageError(f"{cfg_path} is damaged; export the model again with tools/export_model.py")
+        info, steps = infer_cfg.read(args.model_dir)
+    except infer_cfg.InferCfgError as e:
+        raise common.UsageError(str(e)) from None
     threshold = info.get("draw_threshold", 0.5) if args.draw_threshold is None else args.draw_threshold
     files = images(args)
     out = common.output_dir(args, args.output_dir, inputs=[args.model_dir, *files], flag="--output_dir <another folder>")
     predictor = deploy.create_predictor(os.path.join(args.model_dir, "model"), threads=args.threads)
     out.open()
+    hidden = []  # the best score of each image left with no box
     for path in files:
-        image, inputs = preprocess(path, info)
-        boxes = deploy.run(predictor, {n: inputs[n] for n in predictor.get_input_names()})[0]
+        image, inputs = preprocess(path, steps)
+        boxes = deploy.run(predictor, {n: inputs[n] for n in predictor.get_input_names()})[0].reshape(-1, 6)
         png = os.path.join(out.path, os.path.splitext(os.path.basename(path))[0] + ".png")
-        draw(image, boxes.reshape(-1, 6), info.get("label_list", []), threshold, png)
-        print(f"{path}: {int((boxes.reshape(-1, 6)[:, 1] >= threshold).sum())} boxes -> {png}")
+        draw(image, boxes, info.get("label_list", []), threshold, png)
+        kept = int((boxes[:, 1] >= threshold).sum())
+        if kept == 0:
+            hidden.append(float(boxes[:, 1].max()) if len(boxes) else 0.0)
+        print(f"{path}: {kept} boxes -> {png}")
+    if hidden:  # say what the threshold hid, so an empty picture is not taken for an empty detector
+        print(f"{len(hidden)} of {len(files)} images have no box at draw_threshold {threshold:g}; their best "
+              f"detections scored {min(hidden):.2f} to {max(hidden):.2f} (median {np.median(hidden):.2f}). "
+              "Lower --draw_threshold to draw them.")
     return 0

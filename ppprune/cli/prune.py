@@ -18,7 +18,8 @@ def parse_args(argv=None):
     common.add_prune_flags(p)
     p.add_argument("-P", "--print_params", action="store_true", help="list prunable conv weights and exit")
     p.add_argument("--target_flops", type=float, default=None,
-                   help="share of FLOPs to remove, with ratios chosen from --sensitivities_file")
+                   help="share of FLOPs to remove: ratios chosen from --sensitivities_file, or without one a single "
+                        "ratio for every conv of --pruned_params (default: every prunable conv)")
     p.add_argument("-s", "--sensitivities_file", default=None, help="sensitivities from tools/sensitive.py")
     common.add_train_flags(p)
     return p.parse_args(argv)
@@ -41,9 +42,10 @@ def main(argv=None):
         print(format_report(*prunable_params(programs.eval.program)))
         return 0
 
-    params, ratios = common.pruned_request(args)
-    if args.target_flops is not None and not args.sensitivities_file:
-        raise common.UsageError("--target_flops needs --sensitivities_file (make one with tools/sensitive.py)")
+    if args.target_flops is not None and args.pruned_ratios:
+        raise common.UsageError("--target_flops chooses the ratios: drop --pruned_ratios (or drop --target_flops)")
+    params, ratios = (common.split_list(args.pruned_params) or None, None) if args.target_flops is not None \
+        else common.pruned_request(args)
     resumed_plan = common.checked_plan(args.resume_checkpoint) if args.resume_checkpoint else None
     if params is None and resumed_plan is None and args.target_flops is None:
         raise common.UsageError("nothing to prune: give --pruned_params and --pruned_ratios, or --target_flops "
@@ -153,9 +155,12 @@ def _round_ratios(program, params, ratios, round_to):
 
 
 def _ratios_for_target(program, scope, args, params):
-    """Per-weight ratios hitting --target_flops, from the sensitivities file (params limit the candidates)."""
+    """Per-weight ratios hitting --target_flops, from the sensitivities file (params limit the candidates),
+    or without one the same ratio for every listed (default: every prunable) conv."""
     from ..prune import load_sensitivities, ratios_for_flops
 
+    if not args.sensitivities_file:
+        return _uniform_for_target(program, scope, args, params)
     sens = load_sensitivities(args.sensitivities_file)
     if not sens:
         raise common.UsageError(f"no sensitivities in '{args.sensitivities_file}': run tools/sensitive.py first")
@@ -166,6 +171,18 @@ def _ratios_for_target(program, scope, args, params):
     chosen = [p for p in ratios if ratios[p] > 0]
     print(f"ratios for {args.target_flops:.0%} fewer FLOPs: " + ", ".join(f"{p}={ratios[p]:.3f}" for p in chosen))
     return chosen, [ratios[p] for p in chosen]
+
+
+def _uniform_for_target(program, scope, args, params):
+    from ..prune.report import prunable_params
+    from ..prune.uniform import uniform_ratios
+
+    params = params or [row["name"] for row in prunable_params(program)[0]]
+    ratios = uniform_ratios(program, params, args.target_flops, scope=scope, criterion=args.prune_criterion,
+                            idx_selector=args.idx_selector, round_to=args.round_to)
+    print(f"uniform ratio for {args.target_flops:.0%} fewer FLOPs over {len(params)} convs: "
+          f"{max(ratios.values()):.3f}" + (f" (kept channels multiples of {args.round_to})" if args.round_to > 1 else ""))
+    return list(ratios), list(ratios.values())
 
 
 def _print_costs(before, after, plan):

@@ -30,6 +30,9 @@ class ProgramSpec:
     feeds: list
     fetches: dict
     lr_scheduler: object = None  # train only; stepped once per iteration by the train loop
+    # infer only: the network's own outputs before post-processing (NMS), so the network can be timed alone
+    network: list = field(default_factory=list)
+    network_feeds: list = field(default_factory=list)  # the feeds those outputs depend on
 
 
 @dataclass
@@ -53,12 +56,14 @@ def _build_one(cfg, mode):
         image_shape = cfg[READER_OF[mode]]["image_shape"]
         feeds = {name: paddle.static.data(name, shape, dtype) for name, shape, dtype in model.input_specs(mode, image_shape)}
         fetches = model(feeds, mode=mode)
+        network = list(fetches.pop("network", []))
+        network_feeds = [f for f in feeds if f in getattr(model, "network_feeds", feeds)]
         lr = None
         if mode == "train":
             lr = optim.build_lr(cfg)
             distributed.minimize(optim.build_optimizer(cfg, lr), fetches["loss"])
     params = [p.name for p in model.state_dict().values()]
-    return startup, params, ProgramSpec(main, list(feeds), fetches, lr)
+    return startup, params, ProgramSpec(main, list(feeds), fetches, lr, network, network_feeds)
 
 
 def _freeze_norm_stats(model):

@@ -7,6 +7,8 @@ from ..registry import ARCHITECTURES, BACKBONES, HEADS
 
 @ARCHITECTURES.register
 class YOLOv3(nn.Layer):
+    network_feeds = ("image",)  # the head's raw maps need only the image; post-processing reads im_shape
+
     def __init__(self, backbone, yolo_head):
         super().__init__()
         self.backbone, self.yolo_head = backbone, yolo_head
@@ -32,4 +34,4 @@ class YOLOv3(nn.Layer):
         if mode == "train":
             return {"loss": self.yolo_head.loss(outs, inputs["gt_bbox"], inputs["gt_class"], inputs["gt_score"])}
         bbox, bbox_num = self.yolo_head.predict(outs, inputs["im_shape"])
-        return {"bbox": bbox, "bbox_num": bbox_num}
+        return {"bbox": bbox, "bbox_num": bbox_num, "network": outs}
