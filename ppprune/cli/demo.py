@@ -1,11 +1,13 @@
-"""The main job, end to end on data the repo generates: prune YOLOv3-MobileNetV1 (demo), fine-tune,
-evaluate, export, and print what pruning bought.
+"""The main job, end to end on data the repo generates: measure the sensitivity of every conv of
+YOLOv3-MobileNetV1 (demo), prune to a FLOPs target by it, fine-tune, evaluate, export, and print what
+pruning bought (network latency without NMS beside end-to-end latency).
 
-    python tools/demo.py [--finetune_iters 100] [--pruned_params ...] [--pruned_ratios ...]
+    python tools/demo.py [--target_flops 0.45] [--finetune_iters 300]
+    python tools/demo.py --pruned_params a,b --pruned_ratios 0.3,0.4     # your own choice instead
 
 First run: generates the demo VOC data and trains the baseline (tools/train.py, configs/yolov3/
 yolov3_mobilenet_v1_demo.yml) unless `output/yolov3_mobilenet_v1_demo/model_final` exists; later runs
-reuse both.
+reuse it, and the sensitivities too (they are resumed, not measured again).
 """
 import argparse
 import os
@@ -14,17 +16,17 @@ import time
 from . import common
 
 CONFIG = os.path.join("configs", "yolov3", "yolov3_mobilenet_v1_demo.yml")
-PARAMS = ("yolo_block.0.0.0.conv.weights,yolo_block.0.0.1.conv.weights,yolo_block.0.1.0.conv.weights,"
-          "yolo_block.0.1.1.conv.weights,yolo_block.1.0.1.conv.weights,yolo_block.1.1.1.conv.weights")
-RATIOS = "0.5,0.5,0.5,0.5,0.4,0.4"
 
 
 def parse_args(argv=None):
     p = common.OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-c", "--config", default=CONFIG)
-    p.add_argument("--pruned_params", default=PARAMS)
-    p.add_argument("--pruned_ratios", default=RATIOS)
-    p.add_argument("--finetune_iters", type=int, default=120)
+    p.add_argument("--target_flops", type=float, default=0.45, help="share of FLOPs to remove, by sensitivity")
+    p.add_argument("--sensitivity_ratios", default="0.2,0.4,0.6", help="ratios measured on every conv")
+    p.add_argument("--eval_batches", type=int, default=1, help="eval batches per sensitivity trial")
+    p.add_argument("--pruned_params", default=None, help="prune these instead (with --pruned_ratios)")
+    p.add_argument("--pruned_ratios", default=None)
+    p.add_argument("--finetune_iters", type=int, default=300)
     p.add_argument("--threads", type=int, default=1)
     common.add_overwrite_flag(p)
     return p.parse_args(argv)
@@ -34,7 +36,7 @@ def main(argv=None):
     args = parse_args(argv)
     from ..config import load_config
     from . import eval as evaluate
-    from . import export_model, prune, train
+    from . import export_model, prune, sensitive, train
 
     tic = time.time()
     overwrite = ["--overwrite"] if args.overwrite else []  # output folders of an older ppprune have no manifest
@@ -47,10 +49,17 @@ def main(argv=None):
     print(f"== baseline mAP ({base})")
     base_map = evaluate.main(["-c", args.config, "-o", f"weights={base}"])["mAP"]
 
+    if args.pruned_params:
+        how = ["--pruned_params", args.pruned_params, "--pruned_ratios", args.pruned_ratios or ""]
+    else:
+        print("== sensitivity of every prunable conv (resumable)")
+        sens = os.path.join(cfg.get("save_dir", "output"), name + "_sensitivity", "sensitivities.pkl")
+        sensitive.main(["-c", args.config, "-o", f"weights={base}", "--pruned_ratios", args.sensitivity_ratios,
+                        "--eval_batches", str(args.eval_batches), "-s", sens, *overwrite])
+        how = ["--target_flops", str(args.target_flops), "-s", sens]
     print("== prune and fine-tune")
     pruned = prune.main(["-c", args.config, "-o", f"weights={base}", f"max_iters={args.finetune_iters}",
-                         f"snapshot_iter={args.finetune_iters}", "LearningRate.base_lr=0.001",
-                         "--pruned_params", args.pruned_params, "--pruned_ratios", args.pruned_ratios, *overwrite])
+                         f"snapshot_iter={args.finetune_iters}", "LearningRate.base_lr=0.001", *how, *overwrite])
     weights = os.path.join(pruned["out"], "model_final")
     print("== pruned mAP")
     pruned_map = evaluate.main(["-c", args.config, "-o", f"weights={weights}"])["mAP"]
