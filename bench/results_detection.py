@@ -24,7 +24,8 @@ from ppprune.config import load_config  # noqa: E402
 from ppprune.fsutil import atomic_write  # noqa: E402
 
 CONFIG = os.path.join("configs", "yolov3", "yolov3_mobilenet_v1_demo.yml")
-ROWS = (("uniform + L1", "l1_norm", False, 0.3), ("uniform + L1", "l1_norm", False, 0.5),
+FINETUNED = "Baseline + the same fine-tuning"  # the control: every row's extra iterations, nothing pruned
+ROWS = ((FINETUNED, "l1_norm", False, 0.0), ("uniform + L1", "l1_norm", False, 0.3), ("uniform + L1", "l1_norm", False, 0.5),
         ("sensitive + L1", "l1_norm", True, 0.3), ("sensitive + L1", "l1_norm", True, 0.5),
         ("uniform + FPGM", "geometry_median", False, 0.5))
 
@@ -68,14 +69,14 @@ def main(argv=None):
         state["rows"]["baseline"] = {"name": "Baseline", "target": 0.0,
                                      "mAP": evaluate.main(["-c", args.config, "-o", *opts, f"weights={base}"])["mAP"]}
         save()
-    rows = [r for r in ROWS if args.only is None or args.only in f"{r[0]} -{r[3]:.0%}"]
+    rows = [r for r in ROWS if args.only is None or args.only in _key(r[0], r[3])]
     sens = os.path.join(args.work, "sensitivities.pkl")
     if any(r[2] for r in rows):
         print("== sensitivities (resumable)", flush=True)
         sensitive.main(["-c", args.config, "-o", *opts, f"weights={base}", "--pruned_ratios", args.sensitivity_ratios,
                         "--eval_batches", str(args.eval_batches), "-s", sens])
     for label, criterion, by_sensitivity, target in rows:
-        key = f"{label} -{target:.0%}"
+        key = _key(label, target)
         if key in state["rows"] and args.remeasure:
             state["rows"][key]["deploy"] = _export(args, opts, _row_dir(args, label, target))
             save()
@@ -88,6 +89,10 @@ def main(argv=None):
     save()
     _report(args, state)
     return state
+
+
+def _key(label, target):
+    return f"{label} -{target:.0%}" if target else label
 
 
 def _row_dir(args, label, target):
@@ -109,7 +114,10 @@ def _row(args, opts, base, sens, label, criterion, by_sensitivity, target):
     row_dir = _row_dir(args, label, target)
     row_opts = [*args.opt, f"save_dir={row_dir}", f"weights={base}", f"max_iters={args.finetune_iters}",
                 f"snapshot_iter={args.finetune_iters}", f"LearningRate.base_lr={args.finetune_lr}"]
-    flags = ["--target_flops", str(target), "--prune_criterion", criterion, "--round_to", str(args.round_to)]
+    if target:
+        flags = ["--target_flops", str(target), "--prune_criterion", criterion, "--round_to", str(args.round_to)]
+    else:  # a plan that removes nothing: the same fine-tuning on the unpruned model
+        flags = ["--pruned_params", _first_prunable(args), "--pruned_ratios", "0"]
     if by_sensitivity:
         flags += ["-s", sens]
     pruned = prune.main(["-c", args.config, "-o", *row_opts, *flags])
@@ -120,13 +128,24 @@ def _row(args, opts, base, sens, label, criterion, by_sensitivity, target):
             "deploy": deployed}
 
 
+def _first_prunable(args):
+    import paddle
+
+    from ppprune.engine import build_programs
+    from ppprune.prune.report import prunable_params
+
+    paddle.enable_static()
+    return prunable_params(build_programs(load_config(args.config, args.opt), "eval").eval.program)[0][0]["name"]
+
+
 def _report(args, state):
     rows = state["rows"]
     base = rows["baseline"]
     first = next((r for k, r in rows.items() if k != "baseline"), None)
     cfg = load_config(args.config, [*args.opt])
     lines = [f"YOLOv3-MobileNetV1 (x{cfg['MobileNetV1']['scale']}, {cfg['EvalReader']['image_shape'][1]} px) on the "
-             f"demo VOC data; every pruned row fine-tuned {args.finetune_iters} iterations at lr {args.finetune_lr}. "
+             f"demo VOC data; every row below the baseline fine-tuned {args.finetune_iters} iterations at lr "
+             f"{args.finetune_lr} (the control row: that fine-tuning with nothing pruned). "
              "Latency: Paddle Inference on the CPU, "
              f"{args.threads} thread(s), median ms of interleaved rounds against the original in the same call "
              f"(change in brackets). Whole run: {state['seconds'] / 60:.1f} min.", "",
@@ -136,9 +155,8 @@ def _report(args, state):
         b, d = first["before"], first["deploy"]["original"]
         lines.append(f"| Baseline | {base['mAP']:.4f} | {b['flops'] / 1e6:.1f} | {b['params'] / 1e6:.3f} | "
                      f"{float(d['file_mb']):.2f} | {d['net_latency_ms']} | {d['latency_ms']} |")
-    for key, r in rows.items():
-        if key == "baseline":
-            continue
+    for key in [_key(label, target) for label, _, _, target in ROWS if _key(label, target) in rows]:
+        r = rows[key]
         a, b, d, o = r["after"], r["before"], r["deploy"]["pruned"], r["deploy"]["original"]
 
         def change(new, old):
