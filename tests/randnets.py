@@ -8,12 +8,17 @@ import nets
 HW = 8
 
 
-class RandomNet:
-    """Build with `RandomNet(seed)(x)`."""
+BASIC = ("conv", "conv", "dw", "grouped", "add", "concat", "split", "se", "interp", "act")
+OPS = BASIC + ("csp", "gate", "shuffle", "cond")
 
-    def __init__(self, seed, steps=10):
+
+class RandomNet:
+    """Build with `RandomNet(seed)(x)`; `ops` are the patterns drawn from (a seed found with another list
+    builds another net)."""
+
+    def __init__(self, seed, steps=10, ops=OPS):
         self.rng = np.random.RandomState(seed)
-        self.steps = steps
+        self.steps, self.ops = steps, list(ops)
         self.count = 0
 
     def _name(self, kind):
@@ -25,8 +30,7 @@ class RandomNet:
         nodes = [(nets.conv(x, 3, 8, self._name("c")), 8)]
         used = set()
         for _ in range(self.steps):
-            op = self.rng.choice(["conv", "conv", "dw", "grouped", "add", "concat", "split", "se", "interp", "act",
-                                  "csp", "gate", "shuffle", "cond"])
+            op = self.rng.choice(self.ops)
             i = self.rng.randint(len(nodes))
             t, c = nodes[i]
             new = getattr(self, "_" + op)(t, c, nodes)

@@ -45,8 +45,8 @@ def test_vision_models(model, ir, tmp_path):
 def test_conv_left_with_one_channel_deploys_exactly(tmp_path):
     """A random net where three convs at 0.7 leave an SE excite conv (and what it gates) one channel: Paddle
     Inference with oneDNN differed from the executor by 0.12 until ppprune.deploy skipped inplace_pass."""
-    from randnets import RandomNet
+    from randnets import BASIC, RandomNet
 
-    pruner = oracle.check(lambda x: RandomNet(201, steps=14)(x), [3, 8, 8], ["ex4_weights", "c13_weights", "dw8_weights"],
+    pruner = oracle.check(lambda x: RandomNet(201, steps=14, ops=BASIC)(x), [3, 8, 8], ["ex4_weights", "c13_weights", "dw8_weights"],
                           [0.7] * 3, "pir", infer_dir=str(tmp_path))
     assert min(e["size"] - len(e["pruned"]) for e in pruner.plan.entries) == 1

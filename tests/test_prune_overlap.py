@@ -149,7 +149,8 @@ def gated(x):
 @pytest.mark.parametrize("ir", IRS)
 def test_a_broadcast_operand_loses_nothing(ir):
     pruner = oracle.check(gated, [3, 8, 8], ["body_weights", "gate_weights"], [0.5, 0.5], ir)
-    assert {e["param"]: len(e["pruned"]) for e in pruner.plan.entries} == {"body_weights": 4, "gate_weights": 0}
+    assert {e["param"]: len(e["pruned"]) for e in pruner.plan.entries} == {"body_weights": 4}
+    assert [(s["param"], "one output channel" in s["reason"]) for s in pruner.plan.skipped] == [("gate_weights", True)]
     with oracle.ir_guard(ir):
         rows = {r["name"]: r for r in prunable_params(oracle.build(gated, [3, 8, 8])[0])[0]}
     assert rows["gate_weights"]["coupled"] == [] and "gate_weights[1]" in rows["body_weights"]["coupled"]
@@ -165,8 +166,9 @@ def _sensitivities(view_program):
     return {p: {r: r * (0.5 + (0.618 * i) % 1) for r in (0.1, 0.3, 0.5, 0.7, 0.9)} for i, p in enumerate(convs)}
 
 
-COARSE = {"mobilenet_block": 0.06, "transposed": 0.06}
-ALL = sorted(nets.ARCHITECTURES) + ["mobilenet_v1", "mobilenet_v2", "resnet18", "vgg11"]
+COARSE = {"mobilenet_block": 0.06, "transposed": 0.06, "cond_block": 0.04, "while_block": 0.04}
+# shape_queries reads its spatial sizes at run time: FLOPs cannot be counted, so no FLOPs target applies
+ALL = sorted(set(nets.ARCHITECTURES) - {"shape_queries"}) + ["mobilenet_v1", "mobilenet_v2", "resnet18", "vgg11"]
 
 
 def _net(arch):
@@ -177,8 +179,8 @@ def _net(arch):
 @pytest.mark.parametrize("arch", ALL)
 def test_ratios_for_flops_reaches_half(arch, ir):
     """ratios_for_flops(0.5) over every prunable conv, then the plan pruned exactly. The toy nets have
-    8-channel convs: one channel is a few % of their FLOPs, hence a tolerance of 2% (6% for the two nets
-    with three pruned convs, where no plan lands closer)."""
+    8-channel convs: one channel is a few % of their FLOPs, hence a tolerance of 2% (4-6% for the nets
+    with few pruned convs, where no plan lands closer)."""
     tolerance = COARSE.get(arch, 0.02)
     net, shape = _net(arch)
     main, scope, *_ = _built(net, shape, ir)
