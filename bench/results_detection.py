@@ -42,6 +42,7 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--remeasure", action="store_true",
                    help="time the finished rows' exports again (e.g. once the machine is quiet), nothing else")
+    p.add_argument("--overwrite", action="store_true", help="let the tools write into folders an older ppprune wrote")
     p.add_argument("--only", default=None, help="run only the rows whose name contains this, e.g. 'uniform'")
     p.add_argument("--work", default="output/results_detection")
     p.add_argument("--report", default="docs/results_detection.md")
@@ -64,7 +65,7 @@ def main(argv=None):
     base = os.path.join(args.work, name, "model_final")
     if not os.path.isfile(base + ".pdparams"):
         print("== baseline: training (done once)", flush=True)
-        train.main(["-c", args.config, "-o", *opts])
+        train.main(["-c", args.config, "-o", *opts, *_over(args)])
     if "baseline" not in state["rows"]:
         state["rows"]["baseline"] = {"name": "Baseline", "target": 0.0,
                                      "mAP": evaluate.main(["-c", args.config, "-o", *opts, f"weights={base}"])["mAP"]}
@@ -74,7 +75,7 @@ def main(argv=None):
     if any(r[2] for r in rows):
         print("== sensitivities (resumable)", flush=True)
         sensitive.main(["-c", args.config, "-o", *opts, f"weights={base}", "--pruned_ratios", args.sensitivity_ratios,
-                        "--eval_batches", str(args.eval_batches), "-s", sens])
+                        "--eval_batches", str(args.eval_batches), "-s", sens, *_over(args)])
     for label, criterion, by_sensitivity, target in rows:
         key = _key(label, target)
         if key in state["rows"] and args.remeasure:
@@ -91,6 +92,10 @@ def main(argv=None):
     return state
 
 
+def _over(args):
+    return ["--overwrite"] if args.overwrite else []
+
+
 def _key(label, target):
     return f"{label} -{target:.0%}" if target else label
 
@@ -104,7 +109,7 @@ def _export(args, opts, row_dir):
     name = os.path.splitext(os.path.basename(args.config))[0]
     weights = os.path.join(row_dir, name + "_pruned", "model_final")
     deployed = export_model.main(["-c", args.config, "-o", *opts, f"weights={weights}", "--threads", str(args.threads),
-                                  "--output_dir", os.path.join(row_dir, "export")])
+                                  "--output_dir", os.path.join(row_dir, "export"), *_over(args)])
     if not isinstance(deployed, dict):
         raise SystemExit(f"{row_dir}: the exported model differs from the executor's; see above")
     return deployed
@@ -120,7 +125,7 @@ def _row(args, opts, base, sens, label, criterion, by_sensitivity, target):
         flags = ["--pruned_params", _first_prunable(args), "--pruned_ratios", "0"]
     if by_sensitivity:
         flags += ["-s", sens]
-    pruned = prune.main(["-c", args.config, "-o", *row_opts, *flags])
+    pruned = prune.main(["-c", args.config, "-o", *row_opts, *flags, *_over(args)])
     weights = os.path.join(pruned["out"], "model_final")
     result = evaluate.main(["-c", args.config, "-o", *opts, f"weights={weights}"])
     deployed = _export(args, opts, row_dir)
