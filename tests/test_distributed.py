@@ -16,7 +16,6 @@ import pytest
 from ppprune.prune.sensitive import load_sensitivities, sensitivity_baseline
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEMO = os.path.join(ROOT, "configs", "yolov3", "yolov3_mobilenet_v1_demo.yml")
 PARAMS = "yolo_block.0.0.0.conv.weights,yolo_block.0.0.1.conv.weights,yolo_block.0.1.0.conv.weights"
 
 TRACED_TOOL = '''
@@ -94,39 +93,17 @@ class Launch:
 def work(tmp_path_factory):
     """A tiny config (frozen BN statistics, so a step does not depend on how the batch is split) and a
     briefly trained checkpoint every run starts from."""
+    import tiny
+
     tmp = tmp_path_factory.mktemp("dist")
-    data = tmp / "demo"
+    common = tiny.write_config(tmp, name="common")
     cfg = tmp / "tiny.yml"
-    cfg.write_text(f"""_BASE_: [{DEMO}]
+    cfg.write_text(f"""_BASE_: [{common}]
 save_dir: {tmp / 'base'}
 max_iters: 4
-snapshot_iter: 2
 freeze_norm_stats: true
-demo_data: {{root: {data}, num_train: 8, num_val: 4, image_size: 96, seed: 0}}
-YOLOv3Head: {{base_channels: 32}}
 VOCMetric: {{overlap_thresh: 0.01}}
-TrainReader:
-  dataset: {{dataset_dir: {data}}}
-  batch_size: 2
-  shuffle: true
-  seed: 7
-  num_workers: 0
-  batch_transforms:
-    - BatchRandomResize: {{target_sizes: [96], random_interp: false}}
-    - NormalizeBox: {{}}
-    - PadBox: {{num_max_boxes: 20}}
-    - BboxXYXY2XYWH: {{}}
-    - NormalizeImage: {{mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], is_scale: true}}
-    - Permute: {{}}
-EvalReader:
-  dataset: {{dataset_dir: {data}}}
-  image_shape: [3, 96, 96]
-  batch_size: 2
-  num_workers: 0
-  sample_transforms:
-    - Resize: {{target_size: 96, interp: 2}}
-    - NormalizeImage: {{mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], is_scale: true}}
-    - Permute: {{}}
+TrainReader: {{shuffle: true, seed: 7}}
 """)
     traced = tmp / "traced_tool.py"
     traced.write_text(TRACED_TOOL)

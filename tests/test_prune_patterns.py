@@ -11,6 +11,7 @@ from ppprune.analysis import flops
 from ppprune.core.errors import PruneError
 from ppprune.dygraph import L1NormFilterPruner
 from ppprune.prune import Pruner
+from test_dygraph import make
 from ppprune.prune.report import prunable_params
 
 IRS = ["pir", "legacy"]
@@ -152,19 +153,6 @@ def dygraph():
     paddle.enable_static()
 
 
-def _make(ctor, seed=0):
-    paddle.seed(seed)
-    model = ctor()
-    rng = np.random.RandomState(seed)
-    for layer in model.sublayers():
-        if isinstance(layer, paddle.nn.BatchNorm2D):
-            for t in (layer.weight, layer.bias, layer._mean):
-                t.set_value(rng.uniform(-1, 1, t.shape).astype("float32"))
-            layer._variance.set_value(rng.uniform(0.5, 1.5, layer._variance.shape).astype("float32"))
-    model.eval()
-    return model
-
-
 def _shufflenet():
     from paddle.vision.models import shufflenet_v2_x0_25
 
@@ -176,7 +164,7 @@ def _shufflenet():
 def test_dygraph_layers(dygraph, ctor, skipped, size, tmp_path):
     """All convs in one call; paddle.vision's shufflenet splits by `C // 2` and reshapes by `x.shape`, so
     its halves lose the same positions and the shape constants its code computes follow the pruning."""
-    model = _make(ctor)
+    model = make(ctor)
     shape = [1, 3, size, size]
     x = paddle.to_tensor(np.random.RandomState(1).rand(2, *shape[1:]).astype("float32"))
     pruner = L1NormFilterPruner(model, shape)
