@@ -8,6 +8,7 @@ import pytest
 
 from ppprune import fsutil
 from ppprune.outdir import MANIFEST, OutputDir, OutputDirError, recover, swap_in
+from test_bad_input import run_in_process
 
 PARAMS = "yolo_block.0.0.0.conv.weights,yolo_block.0.1.0.conv.weights"
 
@@ -83,25 +84,13 @@ def test_swap_keeps_user_files_and_recover_puts_back_a_folder_lost_mid_swap(tmp_
     assert (final / "model.json").read_text() == "new"
 
 
-def _run(tool, argv):
-    import importlib
-
-    from ppprune.cli import common
-
-    main = importlib.import_module(f"ppprune.cli.{tool}").main
-    try:
-        return common.run(lambda: main(argv))
-    except SystemExit as e:
-        return e.code
-
-
 def test_prune_rerun_with_another_plan_drops_its_old_snapshots(tiny_cli, tmp_path):
     common = ["-c", tiny_cli["cfg"], "-o", f"weights={tiny_cli['base']}", f"save_dir={tmp_path}", "snapshot_iter=1"]
-    assert _run("prune", common + ["max_iters=1", "--pruned_params", PARAMS, "--pruned_ratios", "0.3"]) in (0, None)
+    assert run_in_process("prune", common + ["max_iters=1", "--pruned_params", PARAMS, "--pruned_ratios", "0.3"]) in (0, None)
     folder = tmp_path / "tiny_pruned"
     assert (folder / "1.pdparams").exists()
     (folder / "mine.txt").write_text("user")
-    assert _run("prune", common + ["max_iters=0", "--pruned_params", PARAMS, "--pruned_ratios", "0.5"]) in (0, None)
+    assert run_in_process("prune", common + ["max_iters=0", "--pruned_params", PARAMS, "--pruned_ratios", "0.5"]) in (0, None)
     assert sorted(n for n in os.listdir(folder) if not n.startswith(".")) == [
         "config.yml", "mine.txt", "model_final.pdopt", "model_final.pdparams", "plan.json"]
     with open(folder / "model_final.pdopt", "rb") as f:
@@ -116,7 +105,7 @@ def test_export_mismatch_stops_and_leaves_nothing(tiny_cli, tmp_path, monkeypatc
     real = deploy.run
     monkeypatch.setattr(deploy, "run", lambda predictor, inputs: [o + np.float32(0.5) for o in real(predictor, inputs)])
     out = tmp_path / "export"
-    code = _run("export_model", ["-c", tiny_cli["cfg"], "-o", f"weights={tiny_cli['base']}", "--output_dir", str(out),
+    code = run_in_process("export_model", ["-c", tiny_cli["cfg"], "-o", f"weights={tiny_cli['base']}", "--output_dir", str(out),
                                  "--repeat", "1"])
     err = capsys.readouterr().err
     assert code == 2 and "differs from the executor's by up to 0.5" in err and "nothing was exported" in err, err

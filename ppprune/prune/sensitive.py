@@ -314,9 +314,7 @@ def ratios_for_flops(program, sensitivities, pruned_flops, skip_params=(), round
             shared[cluster[p]] = min(shared.get(cluster[p], 1.0), by_loss.get(p, 0.0))
         # rounded once per cluster: merged groups (concat into add) then keep one ratio for all members
         ratios = {p: _round_ratio(groups[cluster[p]], shared[cluster[p]], round_to) for p in candidates}
-        ratios = {p: r for p, r in ratios.items() if r > 0}
-        _, work = planning.build(view, read, list(ratios), list(ratios.values()), crit, selector)
-        return ratios, 1 - count(view, new_shapes(view, work.removal))[0] / base
+        return planned_flops(view, read, ratios, crit, selector, base)
 
     losses = [float(l) for s in candidates.values() for l in s.values()]
     if not losses:
@@ -344,6 +342,13 @@ def ratios_for_flops(program, sensitivities, pruned_flops, skip_params=(), round
     raise PruneError(
         f"no loss threshold removes {pruned_flops:.1%} ± {tolerance:.1%} of the FLOPs in {max_iters} steps "
         f"(closest: {closest:.1%}); the channel counts are too coarse here. Raise the tolerance or lower round_to.")
+
+
+def planned_flops(view, read, ratios, criterion, selector, base):
+    """(the ratios above 0, the share of `base` FLOPs they remove), planned as `Pruner.prune` plans them."""
+    ratios = {p: r for p, r in ratios.items() if r > 0}
+    _, work = planning.build(view, read, list(ratios), list(ratios.values()), criterion, selector)
+    return ratios, 1 - count(view, new_shapes(view, work.removal))[0] / base
 
 
 def _clusters(groups):

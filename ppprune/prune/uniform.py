@@ -3,15 +3,13 @@ found by bisection on the FLOPs the real plan would leave."""
 import paddle
 
 from ..analysis.flops import count
-from ..core import plan as planning
-from ..core.apply_static import new_shapes
 from ..core.criteria import get_criterion
 from ..core.errors import PruneError
 from ..core.graph import view_of
 from ..core.groups import discover
 from ..core.selectors import get_selector
 from .pruner import _reader, check_names
-from .sensitive import _round_ratio
+from .sensitive import _clusters, _round_ratio, planned_flops
 
 
 def uniform_ratios(program, params, pruned_flops, scope=None, criterion="l1_norm", idx_selector="default_idx_selector",
@@ -25,14 +23,13 @@ def uniform_ratios(program, params, pruned_flops, scope=None, criterion="l1_norm
     view = view_of(program)
     check_names(view, params)
     groups = {p: discover(view, p) for p in params}
+    cluster = _clusters(groups)
     read, crit, selector = _reader(scope), get_criterion(criterion), get_selector(idx_selector)
     base = count(view)[0]
 
-    def attempt(ratio):
-        ratios = {p: _round_ratio(groups[p], ratio, round_to) for p in params}
-        ratios = {p: r for p, r in ratios.items() if r > 0}
-        _, work = planning.build(view, read, list(ratios), list(ratios.values()), crit, selector)
-        return ratios, 1 - count(view, new_shapes(view, work.removal))[0] / base
+    def attempt(ratio):  # rounded once per cluster, so the convs of a merged group keep one ratio
+        return planned_flops(view, read, {p: _round_ratio(groups[cluster[p]], ratio, round_to) for p in params},
+                             crit, selector, base)
 
     lo, hi = 0.0, 0.95
     ratios, reached = attempt(hi)
