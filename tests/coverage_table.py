@@ -4,7 +4,8 @@ it has, how many lose channels when all of them are pruned at 0.3 in one call, a
     PYTHONPATH=. python tests/coverage_table.py            # both IRs, a few minutes on 2 cores
 
 Only plans are made here; that each plan computes the original with the same channels zeroed is what the
-oracle tests check (tests/test_prune_oracle.py, tests/test_prune_patterns.py).
+oracle tests check (tests/test_prune_oracle.py, tests/test_prune_patterns.py); where a layer norm takes its
+statistics over the pruned channels (the convnext rows), they check the narrower network instead.
 """
 import os
 import re
@@ -17,6 +18,7 @@ import paddle  # noqa: E402
 
 paddle.enable_static()
 
+import layers  # noqa: E402
 import nets  # noqa: E402
 import oracle  # noqa: E402
 from ppprune.core.errors import CannotFollow, PruneError  # noqa: E402
@@ -31,6 +33,7 @@ def architectures():
     for name, (net, shape) in sorted({**nets.ARCHITECTURES, **nets.SHUFFLES}.items()):
         yield name, net, shape
     yield "convnext", nets.convnext, [3, 8, 8]
+    yield "convnext_stage", nets._layer_net(layers.ConvNeXtStage), [3, 16, 16]
     for name in VISION:
         yield (name,) + nets.vision_model(name)
     from paddle.vision import models

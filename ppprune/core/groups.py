@@ -25,6 +25,7 @@ class Group:
         self.attr_edits, self.const_edits = {}, {}  # (op, name[, pos]) -> (units Chans, per)
         self.outputs = []
         self.output_reason = None  # why an output conv is left alone, when it is more than "reaches an output"
+        self.renormalized = []  # ops normalizing over these channels: pruning is exact, zeroing is not
         self._parent = np.arange(size)
         self._merged = False  # most groups never merge channels: keep atoms() cheap for them
         self._partial = None
@@ -162,6 +163,13 @@ class _Walk:
     def _edit(table, where, units, per):
         old = table.get(where)
         table[where] = (units if old is None else old[0].union(units), per)
+
+    def renormalizes(self, op):
+        """`op` computes statistics over the group's channels (a layer norm over C): the pruned model is
+        the smaller network, but zeroing the channels (lazy mode, sensitivity trials) is not the same."""
+        where = f"'{op.type}' (op #{op.index})"
+        if where not in self.group.renormalized:
+            self.group.renormalized.append(where)
 
     def cannot(self, op, why, anywhere=False):
         """Refuse; unless `anywhere`, a refusal with only network outputs beyond `op` makes the master an

@@ -7,6 +7,7 @@ for checking a checkpoint against the plan.
 """
 import hashlib
 import json
+import warnings
 from collections import defaultdict
 
 import numpy as np
@@ -246,6 +247,14 @@ def _fixed(group, members, fixed):
     return pruned
 
 
+def warn_if_zeroing_differs(plan):
+    """Lazy pruning zeroes channels; through a layer norm over them, that is not what pruning computes."""
+    renormalized = [e["param"] for e in plan.entries if e.get("renormalizes")]
+    if renormalized:
+        warnings.warn(f"lazy pruning zeroes the channels of {', '.join(renormalized)}, but a layer norm takes its "
+                      f"statistics over them: the zeroed model computes something else than the pruned one")
+
+
 def build(view, read, params, ratios, criterion, selector, fixed=None):
     """Plan pruning `params` at `ratios` on `view`. `fixed` maps a param to pruned indices to use instead
     of selecting (replaying a saved plan). Raises PruneError before anything is changed."""
@@ -254,7 +263,7 @@ def build(view, read, params, ratios, criterion, selector, fixed=None):
     for param, ratio in zip(params, ratios):
         listing.add(param, ratio)
     plan.skipped = listing.skipped
-    chosen = {}
+    chosen, renormalized = {}, {}
     for members in listing.units():
         group = unit_group(members)
         if fixed is not None:
@@ -265,9 +274,14 @@ def build(view, read, params, ratios, criterion, selector, fixed=None):
         work.add(removal, edits)
         for m in members:
             chosen[m.param] = pruned if len(members) == 1 else member_pruned(m, pruned, group.size)
+            if group.renormalized and len(pruned):
+                renormalized[m.param] = list(group.renormalized)
     for m in listing.members:
-        plan.entries.append({"param": m.param, "axis": m.group.axis, "ratio": m.ratio, "size": m.group.size,
-                             "pruned": np.asarray(chosen[m.param], dtype=np.int64).tolist()})
+        entry = {"param": m.param, "axis": m.group.axis, "ratio": m.ratio, "size": m.group.size,
+                 "pruned": np.asarray(chosen[m.param], dtype=np.int64).tolist()}
+        if m.param in renormalized:
+            entry["renormalizes"] = renormalized[m.param]
+        plan.entries.append(entry)
     for (key, axis), idx in work.removal.items():
         shape = view.shape(key)
         if shape and shape[axis] > 0 and len(idx) >= shape[axis]:

@@ -3,10 +3,11 @@
 A rule is called as `rule(walk, op, key, axis, ch)` when channels `ch` of `key` (one of the op's inputs or
 outputs) along `axis` are pruned. It tells the walk which other tensors of the op lose channels
 (`walk.flow` for data the walk keeps following, `walk.side` for weights and statistics), which channels
-must go together (`walk.atoms` for blocks, `walk.tie` for channels reaching one index), and which
-attributes or shape constants shrink (`walk.dec_attr`, `walk.dec_const`). A rule that cannot follow the
-channels calls `walk.cannot(op, why)`; where only network outputs lie beyond the op, that makes the master
-an output conv (skipped with the reason) unless `anywhere=True`.
+must go together (`walk.atoms` for blocks, `walk.tie` for channels reaching one index), which
+attributes or shape constants shrink (`walk.dec_attr`, `walk.dec_const`), and whether the op takes
+statistics over the channels (`walk.renormalizes`: pruning stays exact, zeroing no longer equals it). A
+rule that cannot follow the channels calls `walk.cannot(op, why)`; where only network outputs lie beyond
+the op, that makes the master an output conv (skipped with the reason) unless `anywhere=True`.
 
 Supporting a new op is one function here, registered with `@rule("op_type", ...)` (canonical PIR type).
 """
@@ -461,13 +462,18 @@ def layer_norm(walk, op, key, axis, ch):
     begin = op.attr("begin_norm_axis") % rank
     if key not in (x, y):
         walk.cannot(op, "its weight and bias cannot lose entries on their own")
-    if axis >= begin:
-        # Mean and variance run over the pruned axis: removing a channel changes every other channel's
-        # output, which no zeroed channel reproduces. Refused rather than pruned inexactly.
-        walk.cannot(op, f"it normalizes over the pruned axis {axis} (axes {begin}..{rank - 1}), so removing a "
-                        f"channel would change the remaining ones")
     members = [(x, axis, "flow", None), (y, axis, "flow", None)]
-    members += [(k, axis, "side", None) for slot in ("mean", "variance") for k in op.outs(slot) if _static_dim(walk, k, axis)]
+    if axis < begin:  # statistics per channel: they lose entries like the data
+        members += [(k, axis, "side", None) for slot in ("mean", "variance") for k in op.outs(slot)
+                    if _static_dim(walk, k, axis)]
+    elif begin == rank - 1:
+        # Normalized over the channels alone (ConvNeXt's layer norm after NCHW -> NHWC): weight and bias
+        # follow, and the statistics are taken over the channels that remain.
+        members += [(k, 0, "side", None) for slot in ("scale", "bias") for k in op.ins(slot)]
+        walk.renormalizes(op)
+    else:
+        walk.cannot(op, f"it normalizes over the pruned axis {axis} together with axes {begin}..{rank - 1} "
+                        f"(a flattened weight); only a layer norm over the channel axis alone can be pruned")
     _share(walk, op, key, axis, ch, members)
 
 

@@ -130,7 +130,7 @@ def _group_edits(view, trace, edits):
 
 def _attr_state(layer):
     keys = ("_in_channels", "_out_channels", "_groups", "_num_features", "_num_channels", "_num_groups",
-            "_num_parameters")
+            "_num_parameters", "_normalized_shape")
     return {k: getattr(layer, k) for k in keys if hasattr(layer, k)}
 
 
@@ -148,5 +148,7 @@ def _sync(layer):
         layer._num_features = next(t for t in held if t is not None).shape[0]
     elif isinstance(layer, nn.GroupNorm) and layer.weight is not None:
         layer._num_channels = layer.weight.shape[0]
+    elif isinstance(layer, nn.LayerNorm) and layer.weight is not None and len(layer._normalized_shape) == 1:
+        layer._normalized_shape = [layer.weight.shape[0]]  # forward normalizes over this many channels
     elif isinstance(layer, nn.PReLU) and layer._num_parameters > 1:
         layer._num_parameters = layer._weight.shape[0]

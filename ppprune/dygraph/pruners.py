@@ -126,6 +126,8 @@ class FilterPruner:
                              for n, axes in scope_changes(view, work.removal).items()}
         core_plan.shapes = {view.persistable_name(k): s for k, s in shapes.items() if view.persistable_name(k)}
         plan = DygraphPlan(core_plan, 1.0 - count(view, shapes)[0] / base_flops if base_flops else 0.0)
+        if apply == "lazy":
+            planning.warn_if_zeroing_differs(core_plan)
         if apply is not None:
             plan.backup = apply_to_layer(self.model, t, view, work, opt=self.opt, lazy=apply == "lazy")
             if const_edits and apply != "lazy":

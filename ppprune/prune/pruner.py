@@ -76,6 +76,8 @@ class Pruner:
         if not only_graph:
             _check_scope(scope, shape_backup)
         backup = {}
+        if lazy:
+            planning.warn_if_zeroing_differs(plan)
         if not lazy:
             apply_program(view, removal, work.edits)
         if not only_graph:

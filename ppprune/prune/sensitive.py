@@ -10,6 +10,7 @@ import math
 import numbers
 import os
 import pickle
+import warnings
 
 import numpy as np
 import paddle
@@ -93,6 +94,10 @@ def _trials(view, read, params, ratios, store, criterion, selector):
             listing.add(param, 0.0)
             if listing.skipped:
                 raise PruneError(f"'{param}' cannot be pruned: its channels reach a network output. Leave it out of param_names.")
+    renormalized = [m.param for m in listing.members if m.group.renormalized]
+    if renormalized:
+        warnings.warn(f"{', '.join(renormalized)}: a layer norm takes its statistics over these channels, so a "
+                      f"trial that zeroes them only approximates pruning them; their sensitivities are estimates")
     trials = []
     for members in listing.units():
         if all(m.group.nodes.keys() == members[0].group.nodes.keys() for m in members):  # residual adds: one by one
