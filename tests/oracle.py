@@ -26,7 +26,7 @@ def build(net, input_shape, seed=0):
 def conv_weights(program):
     """Names of every conv filter of the program, in program order."""
     from ppprune.core.graph import view_of
-    from ppprune.prune.report import conv_weights as names
+    from ppprune.core.convs import conv_weights as names
 
     return names(view_of(program))
 

@@ -53,14 +53,14 @@ def test_the_scores_of_every_member_count():
     from ppprune.core.graph import view_of
     from ppprune.core.plan import Listing, unit_group
     from ppprune.core.merged import scores
-    from ppprune.prune.pruner import _reader
+    from ppprune.core.tensors import scope_reader
 
     main, scope, *_ = _built()
     listing = Listing(view_of(main))
     for p in ("a_weights", "s_weights"):
         listing.add(p, 0.5)
     (members,) = listing.units()
-    got = scores(members, unit_group(members).size, l1_norm, _reader(scope))
+    got = scores(members, unit_group(members).size, l1_norm, scope_reader(scope))
     a = np.abs(np.array(scope.find_var("a_weights").get_tensor())).reshape(4, -1).sum(1)
     s = np.abs(np.array(scope.find_var("s_weights").get_tensor())).reshape(16, -1).sum(1)
     np.testing.assert_allclose(got, np.concatenate([(a + s[:4]) / 2, s[4:]]))

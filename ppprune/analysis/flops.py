@@ -13,10 +13,10 @@ shapes, so counting a pruned program gives its real cost.
 """
 import numpy as np
 
+from ..core.convs import CONV_TYPES
 from ..core.errors import PruneError
 from ..core.graph import FORWARD, view_of
 
-_CONV_OPS = ("conv2d", "depthwise_conv2d", "conv2d_transpose")
 _FC_OPS = ("matmul", "mul")
 _PER_ELEMENT = frozenset((
     "batch_norm", "sync_batch_norm", "add", "subtract", "multiply", "divide",
@@ -46,7 +46,7 @@ def count(view, shapes=None, only_conv=False):
     for op in view.ops:
         if op.kind != FORWARD:
             continue
-        if op.type in _CONV_OPS:
+        if op.type in CONV_TYPES:
             macs = _conv(op, shape)
         elif only_conv:
             continue
@@ -117,7 +117,7 @@ def _numel(shape, op):
 
 
 def _layer_name(view, op):
-    if op.type in _CONV_OPS:
+    if op.type in CONV_TYPES:
         weight = op.ins("filter")[0]
     elif op.type in _FC_OPS:
         weight = op.ins("y")[0]

@@ -66,21 +66,10 @@ def pruned_request(args):
         raise UsageError("--pruned_params given without --pruned_ratios: give one ratio, or one per weight")
     if getattr(args, "round_to", 1) < 1:
         raise UsageError(f"--round_to {args.round_to}: give a positive channel multiple (1 = no rounding, e.g. 8)")
-    ratios = []
-    for t in texts:
-        try:
-            r = float(t)
-        except ValueError:
-            raise UsageError(f"--pruned_ratios: '{t}' is not a number") from None
-        if not 0 <= r < 1:
-            raise UsageError(f"--pruned_ratios: {t} is outside [0, 1); a ratio is the share of channels to remove")
-        ratios.append(r)
-    if len(ratios) == 1:
-        ratios *= len(params)
-    if len(ratios) != len(params):
-        raise UsageError(f"{len(params)} --pruned_params but {len(ratios)} --pruned_ratios: give one ratio per weight "
-                         "(or a single ratio for all)")
-    return params, ratios
+    from ..core.request import check_request, parse_ratios
+
+    ratios = parse_ratios(texts, "--pruned_ratios")
+    return check_request(params, ratios[0] if len(ratios) == 1 else ratios, "--pruned_params", "--pruned_ratios")
 
 
 def save_dir(cfg, config_path, suffix=""):

@@ -138,20 +138,16 @@ def _check_ranks_agree(plan, scope, names):
 
 
 def _round_ratios(program, params, ratios, round_to):
-    """Adjust ratios so each weight keeps a multiple of `round_to` channels (at least `round_to`)."""
+    """Adjust ratios so each weight keeps a multiple of `round_to` channels (at least `round_to`), counted in
+    the whole groups of a grouped conv its channels feed, as the selector prunes them."""
     if round_to <= 1:
         return ratios
     from ..core.graph import view_of
-    from ..core.groups import master_axis
+    from ..core.groups import discover
+    from ..prune.sensitive import round_ratio
 
     view = view_of(program)
-    out = []
-    for p, r in zip(params, ratios):
-        key, axis = master_axis(view, p)
-        n = view.shape(key)[axis]
-        keep = max(round_to, int(round((n - round(n * r)) / round_to)) * round_to)
-        out.append(max(0.0, (n - min(keep, n)) / n))
-    return out
+    return [round_ratio(discover(view, p), r, round_to) for p, r in zip(params, ratios)]
 
 
 def _ratios_for_target(program, scope, args, params):

@@ -169,15 +169,9 @@ def _merge_shards(args, out, params):
 
 def _grid(text):
     """--pruned_ratios as the ratios to try (None: the default grid)."""
-    ratios = []
-    for t in common.split_list(text):
-        try:
-            ratios.append(float(t))
-        except ValueError:
-            raise common.UsageError(f"--pruned_ratios: '{t}' is not a number; give ratios like 0.1,0.2,0.3") from None
-        if not 0 < ratios[-1] < 1:
-            raise common.UsageError(f"--pruned_ratios: {t} is outside (0, 1); a ratio is the share of channels to remove")
-    return ratios or None
+    from ..core.request import parse_ratios
+
+    return parse_ratios(common.split_list(text), "--pruned_ratios", above_zero=True) or None
 
 
 def _save_merged(sens, path):

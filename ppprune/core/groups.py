@@ -9,12 +9,11 @@ from collections import deque
 import numpy as np
 
 from .chans import Chans
+from .convs import CONV_TYPES
+from .disjoint import DisjointSets
 from .errors import CannotFollow, PruneError
 from .graph import FORWARD
 from .rules import RULES
-
-CONV_TYPES = {"conv2d": 0, "depthwise_conv2d": 0, "conv2d_transpose": 1}  # op type -> output-channel axis
-
 
 class Group:
     """The result of one walk. `nodes[(key, axis)]` maps that axis's channels to master channels."""
@@ -26,8 +25,7 @@ class Group:
         self.outputs = []
         self.output_reason = None  # why an output conv is left alone, when it is more than "reaches an output"
         self.renormalized = []  # ops normalizing over these channels: pruning is exact, zeroing is not
-        self._parent = np.arange(size)
-        self._merged = False  # most groups never merge channels: keep atoms() cheap for them
+        self._ties = None  # DisjointSets of master channels, made when a rule first ties channels together
         self._partial = None
         self.aliased = False
 
@@ -44,23 +42,20 @@ class Group:
 
     def atoms(self):
         """Master channels that must be pruned together, as a list of index arrays (ascending)."""
-        if not self._merged:
+        if self._ties is None:
             return [np.array([i]) for i in range(self.size)]
-        roots = np.array([self._find(i) for i in range(self.size)])
+        roots = np.array([self._ties.find(i) for i in range(self.size)])
         return [np.flatnonzero(roots == r) for r in np.unique(roots)]
 
-    def _find(self, i):
-        while self._parent[i] != i:
-            self._parent[i] = self._parent[self._parent[i]]
-            i = self._parent[i]
-        return i
-
-    def _union(self, members):
-        if len(members) > 1:
-            self._merged = True
-        root = self._find(members[0])
+    def bind(self, members):
+        """Master channels `members` can only be pruned together."""
+        if len(members) < 2:
+            return
+        if self._ties is None:
+            self._ties = DisjointSets(range(self.size))
+        first = int(members[0])
         for m in members[1:]:
-            self._parent[self._find(m)] = root
+            self._ties.join(first, int(m))
 
     # -- what a selection removes -----------------------------------------------------------------
     def removal(self, pruned):
@@ -117,7 +112,7 @@ class _Walk:
     def atoms(self, key, axis, ch, block):
         if block > 1:
             for b in np.unique(ch.local // block):
-                self.group._union(ch.master[ch.local // block == b])
+                self.group.bind(ch.master[ch.local // block == b])
 
     def tie(self, ch):
         """Master channels that reach the same local index go together (shuffled groups, chunks)."""
@@ -126,7 +121,7 @@ class _Walk:
         starts = np.flatnonzero(np.r_[True, local[1:] != local[:-1]])
         for lo, hi in zip(starts, np.r_[starts[1:], len(local)]):
             if hi - lo > 1:
-                self.group._union(master[lo:hi])
+                self.group.bind(master[lo:hi])
 
     def used(self, key):
         """Whether a tensor the network computes or returns is built from size value `key` (a shape
@@ -288,4 +283,4 @@ def _tie_aliases(group):
         order = np.lexsort((ch.master, ch.local))
         local, master = ch.local[order], ch.master[order]
         for i in np.flatnonzero(local[1:] == local[:-1]):
-            group._union([master[i], master[i + 1]])
+            group.bind([master[i], master[i + 1]])

@@ -90,7 +90,7 @@ def _absorb(group, m):
             old = table.get(where)
             table[where] = (mapped if old is None else old[0].union(mapped), per)
     for atom in src.atoms():
-        group._union(cls[atom])
+        group.bind(cls[atom])
     group.renormalized.extend(w for w in src.renormalized if w not in group.renormalized)
 
 

@@ -13,6 +13,7 @@ from collections import defaultdict
 import numpy as np
 
 from ..fsutil import atomic_write
+from .disjoint import DisjointSets
 from .errors import PruneError
 from .groups import discover, master_axis
 from .merged import Member, check_quota, member_pruned, merge, select_quota
@@ -158,7 +159,7 @@ class Listing:
     def __init__(self, view, fold=True):
         self.view, self.fold = view, fold
         self.claims = _Claims()
-        self._root = []
+        self._units = DisjointSets()  # member indices; a member overlapping earlier ones names their unit
         self.skipped = []  # dicts: param, reason
 
     def add(self, param, ratio, group=None):
@@ -180,15 +181,9 @@ class Listing:
         if index is not None and self.fold:
             return self.claims.same(index, ratio, param)
         index = self.claims.add(Member(param, ratio, group))
-        self._root.append(index)
+        self._units.add(index)
         for o in owners:
-            self._root[self._find(o)] = index
-
-    def _find(self, i):
-        while self._root[i] != i:
-            self._root[i] = self._root[self._root[i]]
-            i = self._root[i]
-        return i
+            self._units.join(index, o)
 
     @property
     def members(self):
@@ -198,7 +193,7 @@ class Listing:
         """[members] of each unit, in order of their first member (`unit_group` gives its group)."""
         by_root = {}
         for i, m in enumerate(self.members):
-            by_root.setdefault(self._find(i), []).append(m)
+            by_root.setdefault(self._units.find(i), []).append(m)
         return list(by_root.values())
 
 

@@ -14,10 +14,11 @@ from ..core import plan as planning
 from ..core.apply_static import new_shapes, scope_changes
 from ..core.criteria import get_criterion
 from ..core.errors import PruneError
-from ..core.groups import CONV_TYPES, discover, master_axis
+from ..core.convs import CONV_TYPES, conv_weights
+from ..core.groups import discover, master_axis
 from ..core.plan import Plan
+from ..core.request import check_request
 from ..core.selectors import get_selector
-from ..prune.pruner import check_request
 from ..prune.sensitive import load_sensitivities, merge_sensitive, ratios_for_flops, sensitivity
 from .apply import TensorScope, refuse_code_edits
 from .apply import apply as apply_to_layer
@@ -85,13 +86,7 @@ class FilterPruner:
         """Program names of the model's conv weights, in forward order; without the grouped and depthwise
         convs whose channels are their producers' unless `followers`."""
         view = self._current()[0].view
-        names = []
-        for op in view.ops:
-            if op.type in CONV_TYPES:
-                name = view.persistable_name(op.ins("filter")[0])
-                if name and name not in names and (followers or not _producers(view, name)):
-                    names.append(name)
-        return names
+        return [n for n in conv_weights(view) if followers or not _producers(view, n)]
 
     # -- pruning --------------------------------------------------------------------------------
     def prune_var(self, var_name, pruned_dims, pruned_ratio, apply="impretive"):

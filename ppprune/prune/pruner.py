@@ -1,14 +1,12 @@
 """`Pruner`: prune conv output channels of a static Program and its Scope (PIR or legacy IR)."""
-import difflib
-import numbers
-
 from ..core import plan as planning
-from ..core import tensors
 from ..core.apply_static import apply_program, apply_scope, extend_to_training, new_shapes, prune_startup, scope_changes
 from ..core.criteria import get_criterion
 from ..core.errors import PruneError
 from ..core.graph import clone, view_of
+from ..core.request import check_names, check_request
 from ..core.selectors import get_selector
+from ..core.tensors import check_scope_tensor, scope_reader
 
 
 class Pruner:
@@ -34,7 +32,7 @@ class Pruner:
         pruned, self.lookup = clone(program)
         view = view_of(pruned)
         check_names(view, params)
-        plan, work = planning.build(view, _reader(scope, view), params, ratios, self.criterion, self.idx_selector)
+        plan, work = planning.build(view, scope_reader(scope, view), params, ratios, self.criterion, self.idx_selector)
         return self._apply(pruned, view, scope, plan, work, place, lazy, only_graph, param_backup, param_shape_backup)
 
     def apply_plan(self, program, scope, plan, place=None, lazy=False, only_graph=False,
@@ -46,7 +44,7 @@ class Pruner:
         view = view_of(pruned)
         check_names(view, params)
         fixed = {e["param"]: e["pruned"] for e in plan.entries}
-        new_plan, work = planning.build(view, _reader(scope, view), params, [e["ratio"] for e in plan.entries],
+        new_plan, work = planning.build(view, scope_reader(scope, view), params, [e["ratio"] for e in plan.entries],
                                         self.criterion, self.idx_selector, fixed=fixed)
         new_plan.criterion, new_plan.idx_selector = plan.criterion, plan.idx_selector
         return self._apply(pruned, view, scope, new_plan, work, place, lazy, only_graph, param_backup, param_shape_backup)
@@ -92,70 +90,9 @@ def _check_modes(lazy, only_graph):
                          "scope, only_graph leaves the scope alone); drop one of them")
 
 
-def _reader(scope, view=None):
-    """Scope tensors by name for the criteria; with `view`, each must have the shape the program records
-    (a scope pruned already, or holding another model, would index out of range)."""
-    def read(name):
-        var = scope.find_var(name)
-        if var is None:
-            raise PruneError(f"'{name}' has no value in the scope: run the startup program or load weights first")
-        tensor = var.get_tensor()
-        if not tensor._is_initialized():
-            raise PruneError(f"'{name}' is in the scope but was never initialised: run the startup program (or load "
-                             "weights) into this scope before pruning")
-        arr = tensors.read(tensor)
-        key = view.param_key(name) if view is not None else None
-        if key is not None and view.shape(key) is not None and list(arr.shape) != list(view.shape(key)):
-            raise PruneError(f"'{name}' has shape {list(arr.shape)} in the scope but {list(view.shape(key))} in the "
-                             "program: the scope was pruned already or holds another model's weights. Prune the "
-                             "program this scope belongs to, or reload the weights")
-        return arr
-
-    return read
-
-
 def _check_scope(scope, shapes):
     """Before anything changes: every tensor about to be pruned exists, initialised, with the program's shape."""
     for name, shape in shapes.items():
         var = scope.find_var(name)
-        if var is None:
-            continue  # e.g. gradients, which live only while a training step runs
-        tensor = var.get_tensor()
-        if not tensor._is_initialized():
-            raise PruneError(f"'{name}' is in the scope but was never initialised: run the startup program (or load "
-                             "weights) into this scope before pruning")
-        if list(tensor.shape()) != list(shape):
-            raise PruneError(f"'{name}' has shape {list(tensor.shape())} in the scope but {list(shape)} in the "
-                             "program: the scope was pruned already or holds another model's weights. Prune the "
-                             "program this scope belongs to, or reload the weights")
-
-
-def check_request(params, ratios):
-    """Validate the (params, ratios) pair: same length, names are strings, ratios in [0, 1)."""
-    if isinstance(params, str):
-        params = [params]
-    if isinstance(ratios, numbers.Number):
-        ratios = [ratios] * len(params)
-    params, ratios = list(params), list(ratios)
-    if len(params) != len(ratios):
-        raise PruneError(f"{len(params)} params but {len(ratios)} ratios: give one ratio per param")
-    for p in params:
-        if not isinstance(p, str):
-            raise PruneError(f"param names must be strings, got {p!r}")
-    for p, r in zip(params, ratios):
-        if isinstance(r, bool) or not isinstance(r, numbers.Real) or not 0 <= float(r) < 1:
-            raise PruneError(f"ratio {r!r} for '{p}' is outside [0, 1): a ratio is the share of channels to remove")
-    dup = sorted({p for p in params if params.count(p) > 1})
-    if dup:
-        raise PruneError(f"params listed more than once: {', '.join(dup)}")
-    return params, [float(r) for r in ratios]
-
-
-def check_names(view, params):
-    known = view.param_names()
-    known_set = set(known)
-    for p in params:
-        if p not in known_set:
-            near = difflib.get_close_matches(p, known, n=3, cutoff=0.5)
-            hint = f" Did you mean {', '.join(repr(n) for n in near)}?" if near else " List them with --print_params."
-            raise PruneError(f"unknown parameter '{p}'.{hint}")
+        if var is not None:  # gradients, say, live only while a training step runs
+            check_scope_tensor(name, var.get_tensor(), shape)

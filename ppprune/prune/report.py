@@ -1,20 +1,10 @@
 """What `--print_params` shows: each conv weight, whether it can be pruned, and what goes with it."""
 from ..analysis.flops import count
+from ..core.convs import conv_weights
 from ..core.errors import CannotFollow, PruneError
 from ..core.graph import view_of
-from ..core.groups import CONV_TYPES, discover
+from ..core.groups import discover
 from ..core.plan import Listing, unit_group
-
-
-def conv_weights(view):
-    """Names of the conv filters of a view, in program order."""
-    names = []
-    for op in view.ops:
-        if op.type in CONV_TYPES:
-            name = view.persistable_name(op.ins("filter")[0])
-            if name and name not in names:
-                names.append(name)
-    return names
 
 
 def prunable_params(program):

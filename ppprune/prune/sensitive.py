@@ -21,11 +21,13 @@ from ..core import plan as planning
 from ..core.apply_static import apply_scope, new_shapes, restore_scope, scope_changes
 from ..core.criteria import get_criterion
 from ..core.errors import PruneError
+from ..core.disjoint import DisjointSets
 from ..core.graph import view_of
 from ..core.groups import discover
+from ..core.request import check_names, check_ratio
 from ..core.selectors import default_idx_selector, get_selector
+from ..core.tensors import scope_reader
 from ..fsutil import atomic_write
-from .pruner import _reader, check_names
 from .workers import run as workers_run
 
 DEFAULT_RATIOS = tuple(round(0.1 * i, 1) for i in range(1, 10))
@@ -50,7 +52,7 @@ def sensitivity(program, place, param_names, eval_func, sensitivities_file=None,
     store = _Store(sensitivities_file)
     view = view_of(program)
     check_names(view, params)
-    trials = _trials(view, _reader(scope, view), params, ratios, store, get_criterion(criterion), get_selector(idx_selector))
+    trials = _trials(view, scope_reader(scope, view), params, ratios, store, get_criterion(criterion), get_selector(idx_selector))
     if trials and store.baseline is None:
         store.baseline = _metric(eval_func(program))
         if store.baseline == 0:
@@ -170,9 +172,7 @@ def _metric(value):
 def _clean_ratios(ratios):
     out = []
     for r in ratios:
-        if isinstance(r, bool) or not isinstance(r, numbers.Real) or not 0 <= float(r) < 1:
-            raise PruneError(f"pruned ratio {r!r} is outside [0, 1): a ratio is the share of channels to remove")
-        r = round(float(r), _DIGITS)
+        r = round(check_ratio(r, "pruned ratio"), _DIGITS)
         if r not in out:
             out.append(r)
     return out
@@ -310,7 +310,7 @@ def ratios_for_flops(program, sensitivities, pruned_flops, skip_params=(), round
     blocked = {cluster[p] for p in groups if p in skip_params or groups[p].outputs}
     candidates = {p: sensitivities[p] for p in sensitivities if cluster[p] not in blocked}
     base = count(view)[0]
-    read, crit = _reader(scope, view), get_criterion(criterion)
+    read, crit = scope_reader(scope, view), get_criterion(criterion)
 
     def attempt(threshold):
         by_loss = get_ratios_by_loss(candidates, threshold)
@@ -318,7 +318,7 @@ def ratios_for_flops(program, sensitivities, pruned_flops, skip_params=(), round
         for p in candidates:  # the most sensitive member of a cluster decides for all of it
             shared[cluster[p]] = min(shared.get(cluster[p], 1.0), by_loss.get(p, 0.0))
         # rounded once per cluster: merged groups (concat into add) then keep one ratio for all members
-        ratios = {p: _round_ratio(groups[cluster[p]], shared[cluster[p]], round_to) for p in candidates}
+        ratios = {p: round_ratio(groups[cluster[p]], shared[cluster[p]], round_to) for p in candidates}
         return planned_flops(view, read, ratios, crit, selector, base)
 
     losses = [float(l) for s in candidates.values() for l in s.values()]
@@ -358,21 +358,15 @@ def planned_flops(view, read, ratios, criterion, selector, base):
 
 def _clusters(groups):
     """{param: representative}: params whose groups reach each other's weights lose the same channels."""
-    root = {p: p for p in groups}
-
-    def find(p):
-        while root[p] != p:
-            p = root[p]
-        return p
-
+    sets = DisjointSets(groups)
     for p, g in groups.items():
         for q, h in groups.items():
             if (h.key, h.axis) in g.nodes:
-                root[find(q)] = find(p)
-    return {p: find(p) for p in groups}
+                sets.join(p, q)
+    return {p: sets.find(p) for p in groups}
 
 
-def _round_ratio(group, ratio, multiple):
+def round_ratio(group, ratio, multiple):
     """`ratio` moved so that the channels default_idx_selector keeps are a multiple of `multiple` (nearest
     such count, at least one multiple; 0 when even that is impossible)."""
     if multiple == 1 or ratio <= 0:

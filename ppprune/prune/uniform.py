@@ -7,9 +7,10 @@ from ..core.criteria import get_criterion
 from ..core.errors import PruneError
 from ..core.graph import view_of
 from ..core.groups import discover
+from ..core.request import check_names
 from ..core.selectors import get_selector
-from .pruner import _reader, check_names
-from .sensitive import _clusters, _round_ratio, planned_flops
+from ..core.tensors import scope_reader
+from .sensitive import _clusters, planned_flops, round_ratio
 
 
 def uniform_ratios(program, params, pruned_flops, scope=None, criterion="l1_norm", idx_selector="default_idx_selector",
@@ -24,11 +25,11 @@ def uniform_ratios(program, params, pruned_flops, scope=None, criterion="l1_norm
     check_names(view, params)
     groups = {p: discover(view, p) for p in params}
     cluster = _clusters(groups)
-    read, crit, selector = _reader(scope), get_criterion(criterion), get_selector(idx_selector)
+    read, crit, selector = scope_reader(scope), get_criterion(criterion), get_selector(idx_selector)
     base = count(view)[0]
 
     def attempt(ratio):  # rounded once per cluster, so the convs of a merged group keep one ratio
-        return planned_flops(view, read, {p: _round_ratio(groups[cluster[p]], ratio, round_to) for p in params},
+        return planned_flops(view, read, {p: round_ratio(groups[cluster[p]], ratio, round_to) for p in params},
                              crit, selector, base)
 
     lo, hi = 0.0, 0.95
