@@ -144,7 +144,7 @@ def _round_ratios(program, params, ratios, round_to):
         return ratios
     from ..core.graph import view_of
     from ..core.groups import discover
-    from ..prune.sensitive import round_ratio
+    from ..prune.ratios import round_ratio
 
     view = view_of(program)
     return [round_ratio(discover(view, p), r, round_to) for p, r in zip(params, ratios)]
@@ -171,7 +171,7 @@ def _ratios_for_target(program, scope, args, params):
 
 def _uniform_for_target(program, scope, args, params):
     from ..prune.report import prunable_params
-    from ..prune.uniform import uniform_ratios
+    from ..prune.ratios import uniform_ratios
 
     params = params or [row["name"] for row in prunable_params(program)[0]]
     ratios = uniform_ratios(program, params, args.target_flops, scope=scope, criterion=args.prune_criterion,

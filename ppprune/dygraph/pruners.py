@@ -3,7 +3,7 @@
 A pruner traces its Layer once per set of shapes (`trace.py`), plans with the static core on the traced
 program (the plan's FLOPs are counted from the shapes it would give, without touching the Layer), and
 carries the plan out on the Layer (`apply.py`). Sensitivities and ratios for a FLOPs target are the
-static ones (`ppprune.prune.sensitive`) run on the traced program with the Layer's tensors as its scope:
+static ones (`ppprune.prune.sensitive`, `ppprune.prune.ratios`) run on the traced program with the Layer's tensors as its scope:
 a trial zeroes channels in the Layer itself, which computes what the pruned Layer would (PaddleSlim's
 dygraph pruners measure sensitivities the same way, lazily).
 """
@@ -19,7 +19,8 @@ from ..core.groups import discover, master_axis
 from ..core.plan import Plan
 from ..core.request import check_request
 from ..core.selectors import get_selector
-from ..prune.sensitive import load_sensitivities, merge_sensitive, ratios_for_flops, sensitivity
+from ..prune.ratios import ratios_for_flops
+from ..prune.sensitive import load_sensitivities, merge_sensitive, sensitivity
 from .apply import TensorScope, refuse_code_edits
 from .apply import apply as apply_to_layer
 from .trace import signature, trace
