@@ -26,8 +26,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 import paddle  # noqa: E402
 
 from ppprune import FPGMFilterPruner, L1NormFilterPruner, L2NormFilterPruner, deploy  # noqa: E402
-from ppprune.analysis import dygraph_flops  # noqa: E402
 from ppprune.data.fashion_mnist import MEAN, STD, fashion_mnist_available, load_fashion_mnist  # noqa: E402
+from ppprune.dygraph import dygraph_flops  # noqa: E402
 from ppprune.dygraph.pruners import FilterPruner  # noqa: E402
 from ppprune.fsutil import atomic_write  # noqa: E402
 

@@ -14,8 +14,8 @@ import paddle
 import paddle.nn as nn
 
 from ppprune import L1NormFilterPruner
-from ppprune.analysis import dygraph_flops
 from ppprune.data.fashion_mnist import MEAN, STD, load_fashion_mnist
+from ppprune.dygraph import dygraph_flops
 
 INPUT = [1, 1, 28, 28]
 

@@ -12,9 +12,8 @@ from paddle.static import InputSpec
 from paddle.vision.models import mobilenet_v1, mobilenet_v2, resnet18, squeezenet1_0
 
 from ppprune import deploy
-from ppprune.analysis import dygraph_flops
 from ppprune.core.errors import PruneError
-from ppprune.dygraph import FPGMFilterPruner, L1NormFilterPruner, L2NormFilterPruner
+from ppprune.dygraph import FPGMFilterPruner, L1NormFilterPruner, L2NormFilterPruner, dygraph_flops
 from ppprune.prune.sensitive import load_sensitivities
 
 SHAPE = [1, 3, 32, 32]

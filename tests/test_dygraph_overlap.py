@@ -7,9 +7,8 @@ import paddle
 import pytest
 
 import nets
-from ppprune.analysis import dygraph_flops
 from ppprune.core.plan import Listing
-from ppprune.dygraph import L1NormFilterPruner
+from ppprune.dygraph import L1NormFilterPruner, dygraph_flops
 from test_dygraph import MODELS, SHAPE, assert_attrs_true, assert_same, make, run_inference, snapshot
 
 ZOO = {name: ctor for name, (ctor, _) in MODELS.items()}

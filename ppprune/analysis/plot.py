@@ -2,16 +2,12 @@
 
 
 def plot_sensitivities(sensitivities, path, title="Sensitivity"):
-    """Draw `{param: {ratio: loss}}` (or a sensitivities file) to the image `path`; returns `path`."""
+    """Draw `{param: {ratio: loss}}` (e.g. `load_sensitivities(file)`) to the image `path`; returns `path`."""
     try:
         # A bare Figure renders with Agg on savefig: no pyplot, so a user's interactive backend is untouched.
         from matplotlib.figure import Figure
     except ImportError as e:
         raise ImportError("plot_sensitivities needs matplotlib: pip install matplotlib (or ppprune[plot])") from e
-    if not isinstance(sensitivities, dict):
-        from ..prune.sensitive import load_sensitivities
-
-        sensitivities = load_sensitivities(sensitivities)
     fig = Figure(figsize=(8, 5))
     ax = fig.add_subplot()
     for param, losses in sensitivities.items():
