@@ -20,7 +20,7 @@ class Group:
 
     def __init__(self, master, key, axis, size):
         self.master, self.key, self.axis, self.size = master, key, axis, size
-        self.nodes, self.kinds, self.tags = {}, {}, {}
+        self.nodes, self.tags = {}, {}
         self.attr_edits, self.const_edits = {}, {}  # (op, name[, pos]) -> (units Chans, per)
         self.outputs = []
         self.output_reason = None  # why an output conv is left alone, when it is more than "reaches an output"
@@ -109,7 +109,9 @@ class _Walk:
     def side(self, key, axis, ch, tag=None):
         self._reach(key, axis, ch, "side", tag)
 
-    def atoms(self, key, axis, ch, block):
+    def tie_blocks(self, ch, block):
+        """Master channels reaching one block of `block` local indices go together (whole groups of a
+        grouped conv, pixel-shuffle blocks)."""
         if block > 1:
             for b in np.unique(ch.local // block):
                 self.group.bind(ch.master[ch.local // block == b])
@@ -216,8 +218,6 @@ class _Walk:
             if np.isin(new.local, old.local).any():
                 g.aliased = True  # one index now follows several masters (halves of a split added together)
             g.nodes[node] = old.union(new)
-        if kind == "flow" or node not in g.kinds:
-            g.kinds[node] = kind
         if tag is not None and node not in g.tags.get(tag, []):
             g.tags.setdefault(tag, []).append(node)
         if kind == "flow" and self._is_output(key) and key not in g.outputs:

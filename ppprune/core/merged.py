@@ -79,8 +79,6 @@ def _absorb(group, m):
         mapped = Chans(ch.local, cls[ch.master])
         old = group.nodes.get(node)
         group.nodes[node] = mapped if old is None else old.union(mapped)
-        if src.kinds.get(node) == "flow" or node not in group.kinds:
-            group.kinds[node] = src.kinds.get(node)
     for tag, nodes in src.tags.items():
         have = group.tags.setdefault(tag, [])
         have.extend(n for n in nodes if n not in have)

@@ -3,7 +3,7 @@
 A rule is called as `rule(walk, op, key, axis, ch)` when channels `ch` of `key` (one of the op's inputs or
 outputs) along `axis` are pruned. It tells the walk which other tensors of the op lose channels
 (`walk.flow` for data the walk keeps following, `walk.side` for weights and statistics), which channels
-must go together (`walk.atoms` for blocks, `walk.tie` for channels reaching one index), which
+must go together (`walk.tie_blocks` for blocks of local indices, `walk.tie` for channels reaching one index), which
 attributes or shape constants shrink (`walk.dec_attr`, `walk.dec_const`), and whether the op takes
 statistics over the channels (`walk.renormalizes`: pruning stays exact, zeroing no longer equals it). A
 rule that cannot follow the channels calls `walk.cannot(op, why)`; where only network outputs lie beyond
@@ -64,7 +64,7 @@ def conv2d(walk, op, key, axis, ch):
     if (key, axis) not in spaces:
         walk.cannot(op, f"a grouped conv cannot lose channels on axis {axis} of its filter")
     block = spaces[(key, axis)][0]
-    walk.atoms(key, axis, ch, block)
+    walk.tie_blocks(ch, block)
     group_ch = ch.blocks(block)
     for (k, a), (size, kind) in spaces.items():
         if (k, a) != (key, axis):
@@ -119,7 +119,7 @@ def group_norm(walk, op, key, axis, ch):
     members = [(x, cax, "flow"), (y, cax, "flow")] + [(k, 0, "side") for s in ("scale", "bias") for k in op.ins(s)]
     if not any(k == key and a == axis for k, a, _ in members):
         walk.cannot(op, f"group_norm statistics cannot be pruned directly (axis {axis})")
-    walk.atoms(key, axis, ch, per_group)
+    walk.tie_blocks(ch, per_group)
     for k, a, kind in members:
         if (k, a) != (key, axis):
             (walk.flow if kind == "flow" else walk.side)(k, a, ch, None)
@@ -372,7 +372,7 @@ def _blocks_pair(walk, a, a_axis, b, b_axis, k, key, ch):
     if key == a:
         walk.flow(b, b_axis, ch.expand(k), None)
         return ch
-    walk.atoms(b, b_axis, ch, k)
+    walk.tie_blocks(ch, k)
     blocks = ch.blocks(k)
     walk.flow(a, a_axis, blocks, None)
     walk.flow(b, b_axis, blocks.expand(k), None)

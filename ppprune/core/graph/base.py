@@ -36,12 +36,6 @@ class OpView:
     def forget_attr(self, name):
         self._attrs.pop(name, None)
 
-    def in_slot_of(self, key):
-        return next((s for s, ks in self.inputs.items() if key in ks), None)
-
-    def out_slot_of(self, key):
-        return next((s for s, ks in self.outputs.items() if key in ks), None)
-
     def __repr__(self):
         return f"{self.type}#{self.index}"
 
