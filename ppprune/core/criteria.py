@@ -1,7 +1,7 @@
 """Criteria: a score per master channel; lower scores are pruned first.
 
-Each criterion is `fn(group, read) -> np.ndarray[size]` where `read(name)` returns a tensor of the scope
-as a read-only numpy view (no copy, valid while the scope is unchanged: return new arrays). Criteria look
+Each criterion is `fn(group, read_tensor) -> np.ndarray[size]` where `read_tensor(name)` returns a tensor of
+the scope as a read-only numpy view (no copy, valid while the scope is unchanged: return new arrays). Criteria look
 only at the master weight, except `bn_scale` which reads the batch norm that follows it.
 """
 import numpy as np
@@ -12,41 +12,41 @@ from .errors import PruneError
 CRITERIA = Registry("criterion", error=PruneError)
 
 
-def _filters(group, read):
+def _filters(group, read_tensor):
     """The master's filters as rows, in the tensor's own dtype (sums accumulate in float64)."""
-    w = read(group.master)
+    w = read_tensor(group.master)
     return np.moveaxis(w, group.axis, 0).reshape(w.shape[group.axis], -1)
 
 
 @CRITERIA.register(name="l1_norm")
-def l1_norm(group, read):
-    return np.abs(_filters(group, read)).sum(axis=1, dtype=np.float64)
+def l1_norm(group, read_tensor):
+    return np.abs(_filters(group, read_tensor)).sum(axis=1, dtype=np.float64)
 
 
 @CRITERIA.register(name="l2_norm")
-def l2_norm(group, read):
-    f = _filters(group, read)
+def l2_norm(group, read_tensor):
+    f = _filters(group, read_tensor)
     return np.sqrt(np.einsum("ij,ij->i", f, f, dtype=np.float64))
 
 
 @CRITERIA.register(name="geometry_median")
-def geometry_median(group, read):
+def geometry_median(group, read_tensor):
     """FPGM: a filter close to all others (near the geometric median) is the most replaceable."""
-    f = _filters(group, read).astype(np.float64)
+    f = _filters(group, read_tensor).astype(np.float64)
     sq = (f**2).sum(axis=1)
     d2 = np.maximum(sq[:, None] + sq[None, :] - 2 * f @ f.T, 0.0)
     return np.sqrt(d2).sum(axis=1)
 
 
 @CRITERIA.register(name="bn_scale")
-def bn_scale(group, read):
+def bn_scale(group, read_tensor):
     """|gamma| of the first batch norm the master's channels reach (network slimming)."""
     for key, axis in group.tagged("bn_scale"):
         ch = group.nodes[(key, axis)]
         name = group.names.get(key)
         if name is None:
             continue
-        gamma = np.abs(read(name).astype(np.float64))
+        gamma = np.abs(read_tensor(name).astype(np.float64))
         scores = np.full(group.size, np.inf)
         scores[ch.master] = gamma[ch.local]
         if np.isfinite(scores).all():

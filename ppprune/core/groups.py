@@ -150,10 +150,10 @@ class _Walk:
     def users(self, key):
         return [op for op in self.view.consumers.get(key, []) if op.kind == FORWARD]
 
-    def dec_attr(self, op, name, units, per=1):
+    def shrink_attr(self, op, name, units, per=1):
         self._edit(self.group.attr_edits, (op, name), units, per)
 
-    def dec_const(self, op, slot, pos, units, per=1):
+    def shrink_const(self, op, slot, pos, units, per=1):
         self._edit(self.group.const_edits, (op, slot, pos), units, per)
 
     @staticmethod

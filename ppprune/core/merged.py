@@ -92,11 +92,11 @@ def _absorb(group, m):
     group.renormalized.extend(w for w in src.renormalized if w not in group.renormalized)
 
 
-def scores(members, size, criterion, read):
+def scores(members, size, criterion, read_tensor):
     """A merged channel scores the mean of its members' scores for it."""
     total, seen = np.zeros(size), np.zeros(size)
     for m in members:
-        np.add.at(total, m.classes, criterion(m.group, read))
+        np.add.at(total, m.classes, criterion(m.group, read_tensor))
         np.add.at(seen, m.classes, 1)
     return total / seen
 

@@ -71,8 +71,8 @@ class Plan:
         return f"Plan({body})"
 
 
-class Work:
-    """A plan bound to one program's view: removed indices per (value, axis) and graph edits."""
+class ProgramCuts:
+    """What a plan cuts from one program's view: removed indices per (value, axis) and the graph edits."""
 
     def __init__(self):
         self.removal = {}
@@ -86,7 +86,7 @@ class Work:
             self.edits[(kind, op, name, pos)] += n
 
 
-class _Claims:
+class _Ownership:
     """Which listed member owns each channel of each (tensor, axis): one int array per node."""
 
     def __init__(self):
@@ -158,15 +158,15 @@ class Listing:
 
     def __init__(self, view, fold=True):
         self.view, self.fold = view, fold
-        self.claims = _Claims()
+        self.ownership = _Ownership()
         self._units = DisjointSets()  # member indices; a member overlapping earlier ones names their unit
         self.skipped = []  # dicts: param, reason
 
     def add(self, param, ratio, group=None):
         """List `param` at `ratio` (`group`: its walk, if already done)."""
-        index = self.claims.owning(self.view, param) if self.fold and group is None else None
+        index = self.ownership.owning(self.view, param) if self.fold and group is None else None
         if index is not None:
-            return self.claims.same(index, ratio, param)
+            return self.ownership.same(index, ratio, param)
         if group is None:
             key, axis = master_axis(self.view, param)
             if self.view.shape(key)[axis] == 1:  # a 1-channel head (a segmentation map): no ratio removes anything
@@ -177,17 +177,17 @@ class Listing:
             reason = "its channels reach a network output; pruning it would change the output shape"
             self.skipped.append({"param": param, "reason": reason + (f" ({group.output_reason})" if group.output_reason else "")})
             return
-        owners, index = self.claims.overlaps(group)
+        owners, index = self.ownership.overlaps(group)
         if index is not None and self.fold:
-            return self.claims.same(index, ratio, param)
-        index = self.claims.add(Member(param, ratio, group))
+            return self.ownership.same(index, ratio, param)
+        index = self.ownership.add(Member(param, ratio, group))
         self._units.add(index)
         for o in owners:
             self._units.join(index, o)
 
     @property
     def members(self):
-        return self.claims.members
+        return self.ownership.members
 
     def units(self):
         """[members] of each unit, in order of their first member (`unit_group` gives its group)."""
@@ -202,15 +202,15 @@ def unit_group(members):
     return members[0].group if len(members) == 1 else merge(members)
 
 
-def choose(view, group, members, read, criterion, selector):
+def choose(view, group, members, read_tensor, criterion, selector):
     """Master channels of `group` (a unit of `Listing.units`) to prune at its members' ratios."""
     if len(members) == 1:
         ratio = members[0].ratio
         if ratio <= 0:
             return np.zeros(0, dtype=np.int64)
-        score = criterion(group, read)
+        score = criterion(group, read_tensor)
         return _keep_every_tensor(view, group, selector(score, ratio, group.atoms()), score)
-    score = merged_scores(members, group.size, criterion, read)
+    score = merged_scores(members, group.size, criterion, read_tensor)
     if selector is default_idx_selector:
         # Ratios that contradict each other are refused; a tensor that must keep a channel only takes less.
         check_quota(group, members, select_quota(view, group, members, score, keep_tensors=False))
@@ -226,17 +226,17 @@ def choose(view, group, members, read, criterion, selector):
     return _keep_every_tensor(view, group, selector(score, ratios[0], group.atoms()), score)
 
 
-def _fixed(group, members, fixed):
+def _replayed(group, members, replay):
     """Merged channels a replayed plan prunes; every member's saved indices must agree with the others'."""
     pruned = []
     for m in members:
-        idx = np.asarray(fixed[m.param], dtype=np.int64)
+        idx = np.asarray(replay[m.param], dtype=np.int64)
         if len(idx) and (idx.min() < 0 or idx.max() >= m.group.size):
             raise PruneError(f"plan prunes channel {int(idx.max())} of '{m.param}', which has {m.group.size}")
         pruned.append(m.classes[idx])
     pruned = np.unique(np.concatenate(pruned)) if pruned else np.zeros(0, dtype=np.int64)
     for m in members:
-        if not np.array_equal(member_pruned(m, pruned, group.size), np.unique(fixed[m.param])):
+        if not np.array_equal(member_pruned(m, pruned, group.size), np.unique(replay[m.param])):
             raise PruneError(f"the plan prunes channels of '{m.param}' that disagree with the channels it prunes "
                              f"of the weights sharing them ({', '.join(n.param for n in members if n is not m)})")
     return pruned
@@ -250,10 +250,10 @@ def warn_if_zeroing_differs(plan):
                       f"statistics over them: the zeroed model computes something else than the pruned one")
 
 
-def build(view, read, params, ratios, criterion, selector, fixed=None):
-    """Plan pruning `params` at `ratios` on `view`. `fixed` maps a param to pruned indices to use instead
+def build(view, read_tensor, params, ratios, criterion, selector, replay=None):
+    """Plan pruning `params` at `ratios` on `view`. `replay` maps a param to pruned indices to use instead
     of selecting (replaying a saved plan). Raises PruneError before anything is changed."""
-    plan, work = Plan(), Work()
+    plan, cuts = Plan(), ProgramCuts()
     listing = Listing(view)
     for param, ratio in zip(params, ratios):
         listing.add(param, ratio)
@@ -261,12 +261,12 @@ def build(view, read, params, ratios, criterion, selector, fixed=None):
     chosen, renormalized = {}, {}
     for members in listing.units():
         group = unit_group(members)
-        if fixed is not None:
-            pruned = _fixed(group, members, fixed)
+        if replay is not None:
+            pruned = _replayed(group, members, replay)
         else:
-            pruned = choose(view, group, members, read, criterion, selector)
+            pruned = choose(view, group, members, read_tensor, criterion, selector)
         removal, edits = group.removal(pruned)
-        work.add(removal, edits)
+        cuts.add(removal, edits)
         for m in members:
             chosen[m.param] = pruned if len(members) == 1 else member_pruned(m, pruned, group.size)
             if group.renormalized and len(pruned):
@@ -277,14 +277,14 @@ def build(view, read, params, ratios, criterion, selector, fixed=None):
         if m.param in renormalized:
             entry["renormalizes"] = renormalized[m.param]
         plan.entries.append(entry)
-    for (key, axis), idx in work.removal.items():
+    for (key, axis), idx in cuts.removal.items():
         shape = view.shape(key)
         if shape and shape[axis] > 0 and len(idx) >= shape[axis]:
             raise PruneError(
                 f"the plan would remove every channel of a tensor (axis {axis} of shape {shape}) reached by "
                 f"{', '.join(e['param'] for e in plan.entries)}; lower their ratios or prune fewer of them together"
             )
-    return plan, work
+    return plan, cuts
 
 
 def _keep_every_tensor(view, group, pruned, scores):

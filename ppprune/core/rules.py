@@ -4,7 +4,7 @@ A rule is called as `rule(walk, op, key, axis, ch)` when channels `ch` of `key` 
 outputs) along `axis` are pruned. It tells the walk which other tensors of the op lose channels
 (`walk.flow` for data the walk keeps following, `walk.side` for weights and statistics), which channels
 must go together (`walk.tie_blocks` for blocks of local indices, `walk.tie` for channels reaching one index), which
-attributes or shape constants shrink (`walk.dec_attr`, `walk.dec_const`), and whether the op takes
+attributes or shape constants shrink (`walk.shrink_attr`, `walk.shrink_const`), and whether the op takes
 statistics over the channels (`walk.renormalizes`: pruning stays exact, zeroing no longer equals it). A
 rule that cannot follow the channels calls `walk.cannot(op, why)`; where only network outputs lie beyond
 the op, that makes the master an output conv (skipped with the reason) unless `anywhere=True`.
@@ -69,7 +69,7 @@ def conv2d(walk, op, key, axis, ch):
     for (k, a), (size, kind) in spaces.items():
         if (k, a) != (key, axis):
             (walk.flow if kind == "flow" else walk.side)(k, a, group_ch.expand(size), tags.get((k, a)))
-    walk.dec_attr(op, "groups", group_ch)
+    walk.shrink_attr(op, "groups", group_ch)
 
 
 @rule("conv2d_transpose")
@@ -128,7 +128,7 @@ def group_norm(walk, op, key, axis, ch):
         for k in op.outs(slot):
             if _static_dim(walk, k, 1):
                 walk.side(k, 1, group_ch, None)
-    walk.dec_attr(op, "groups", group_ch)
+    walk.shrink_attr(op, "groups", group_ch)
 
 
 def _static_dim(walk, key, axis):
@@ -281,7 +281,7 @@ def split(walk, op, key, axis, ch):
         for i, (k, lo) in enumerate(zip(outs, offsets[:-1])):
             walk.flow(k, axis, full.window(lo, lo + size), None)
             if op.attr("sections"):
-                walk.dec_const(op, "sections", i, full.window(lo, lo + size))
+                walk.shrink_const(op, "sections", i, full.window(lo, lo + size))
         return
     pieces = [(i, k, ch.window(lo, hi)) for i, (k, lo, hi) in enumerate(zip(outs, offsets[:-1], offsets[1:]))]
     if key != x:
@@ -292,7 +292,7 @@ def split(walk, op, key, axis, ch):
         if len(piece):
             if k != key:
                 walk.flow(k, axis, piece, None)
-            walk.dec_const(op, "sections", i, piece)
+            walk.shrink_const(op, "sections", i, piece)
 
 
 # -- ops that move the channel axis -------------------------------------------------------------
@@ -364,7 +364,7 @@ def _shape_const(walk, op, out_axis, units, per=1):
     if op.type == "reshape":
         shape_const = op.attr("shape")
         if shape_const is not None and len(shape_const) > out_axis and shape_const[out_axis] > 0:
-            walk.dec_const(op, "shape", out_axis, units, per=per)
+            walk.shrink_const(op, "shape", out_axis, units, per=per)
 
 
 def _blocks_pair(walk, a, a_axis, b, b_axis, k, key, ch):

@@ -58,15 +58,15 @@ class Backup:
                 setattr(layers[path], attr, value)
 
 
-def apply(model, trace, view, work, opt=None, lazy=False):
-    """Prune (or, lazily, zero) the Layer's tensors that `work` (built on `view`, a view of the traced
+def apply(model, trace, view, cuts, opt=None, lazy=False):
+    """Prune (or, lazily, zero) the Layer's tensors that `cuts` (built on `view`, a view of the traced
     program) removes. Everything is checked before the first change. Returns a `Backup`."""
-    changes = scope_changes(view, work.removal)
+    changes = scope_changes(view, cuts.removal)
     unknown = sorted(n for n in changes if n not in trace.tensors)
     if unknown:
         raise PruneError(f"the plan changes {', '.join(unknown)}, which the Layer holds neither as parameters "
                          f"nor as buffers")
-    group_edits = [] if lazy else _group_edits(view, trace, work.edits)
+    group_edits = [] if lazy else _group_edits(view, trace, cuts.edits)
     tensors = dict(trace.tensors)
     for acc_name, (_, param, acc) in _accumulators(opt).items():
         # Optimizer state shaped like its parameter follows it (velocity, moments); scalars do not.

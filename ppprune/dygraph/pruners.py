@@ -10,13 +10,13 @@ dygraph pruners measure sensitivities the same way, lazily).
 import logging
 
 from ..analysis.flops import count
-from ..core import plan as planning
 from ..core.apply_static import new_shapes, scope_changes
 from ..core.criteria import get_criterion
 from ..core.errors import PruneError
 from ..core.convs import CONV_TYPES, conv_weights
 from ..core.groups import discover, master_axis
-from ..core.plan import Plan
+from ..core.plan import Plan, warn_if_zeroing_differs
+from ..core.plan import build as build_plan
 from ..core.request import check_request
 from ..core.selectors import get_selector
 from ..prune.ratios import ratios_for_flops
@@ -87,7 +87,7 @@ class FilterPruner:
         """Program names of the model's conv weights, in forward order; without the grouped and depthwise
         convs whose channels are their producers' unless `followers`."""
         view = self._current()[0].view
-        return [n for n in conv_weights(view) if followers or not _producers(view, n)]
+        return [n for n in conv_weights(view) if followers or not _followed_convs(view, n)]
 
     # -- pruning --------------------------------------------------------------------------------
     def prune_var(self, var_name, pruned_dims, pruned_ratio, apply="impretive"):
@@ -104,28 +104,28 @@ class FilterPruner:
         t, base_flops = self._current()
         view = t.view
         params, values = check_request([t.resolve(n) for n in ratios], list(ratios.values()))
-        core_plan, work = planning.build(view, t.read, params, values, self._criterion, self._selector)
-        const_edits = [(op, name, pos, n) for (kind, op, name, pos), n in work.edits.items() if kind == "const"]
+        core_plan, cuts = build_plan(view, t.read_tensor, params, values, self._criterion, self._selector)
+        const_edits = [(op, name, pos, n) for (kind, op, name, pos), n in cuts.edits.items() if kind == "const"]
         core_plan.criterion = self.criterion
         core_plan.idx_selector = self._idx_selector if isinstance(self._idx_selector, str) else "custom"
         for entry in core_plan.entries:
             entry["path"] = t.paths[entry["param"]]
-            followed = _producers(view, entry["param"])
+            followed = _followed_convs(view, entry["param"])
             if followed:
                 entry["follows"] = followed
                 logger.info("'%s' is a grouped/depthwise conv weight: its channels are those of %s, which "
                             "lose the same channels", entry["param"], ", ".join(followed))
         for skip in core_plan.skipped:
             logger.info("skipped '%s': %s", skip["param"], skip["reason"])
-        shapes = new_shapes(view, work.removal)
+        shapes = new_shapes(view, cuts.removal)
         core_plan.tensors = {n: {a: idx.tolist() for a, idx in axes.items()}
-                             for n, axes in scope_changes(view, work.removal).items()}
+                             for n, axes in scope_changes(view, cuts.removal).items()}
         core_plan.shapes = {view.persistable_name(k): s for k, s in shapes.items() if view.persistable_name(k)}
         plan = DygraphPlan(core_plan, 1.0 - count(view, shapes)[0] / base_flops if base_flops else 0.0)
         if apply == "lazy":
-            planning.warn_if_zeroing_differs(core_plan)
+            warn_if_zeroing_differs(core_plan)
         if apply is not None:
-            plan.backup = apply_to_layer(self.model, t, view, work, opt=self.opt, lazy=apply == "lazy")
+            plan.backup = apply_to_layer(self.model, t, view, cuts, opt=self.opt, lazy=apply == "lazy")
             if const_edits and apply != "lazy":
                 self._check_code_follows(const_edits, plan)
         return plan
@@ -181,7 +181,7 @@ class FilterPruner:
             raise PruneError("no sensitivities: call sensitive(eval_func, sen_file) first")
         t, _ = self._current()
         skip = [t.resolve(n) for n in skip_vars or []]
-        followers = sorted(n for n in self._sensitivities if n in t.tensors and _producers(t.view, n))
+        followers = sorted(n for n in self._sensitivities if n in t.tensors and _followed_convs(t.view, n))
         logger.info("skip vars: %s", skip + followers)
         curves = {n: c for n, c in self._sensitivities.items() if n not in followers}
         ratios = ratios_for_flops(t.program, curves, pruned_flops, skip_params=skip, round_to=align or 1,
@@ -219,7 +219,7 @@ def _check_conv_inputs(view, inputs):
                              "give the input shape the model expects, e.g. [1, 3, 224, 224]")
 
 
-def _producers(view, param):
+def _followed_convs(view, param):
     """Ungrouped conv weights whose filters a grouped/depthwise conv weight `param` is tied to (they lose
     the same channels); [] for an ungrouped conv."""
     key, _ = master_axis(view, param)

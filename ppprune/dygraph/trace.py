@@ -42,7 +42,7 @@ class Trace:
         hint = f" Did you mean {', '.join(repr(n) for n in near)}?" if near else ""
         raise PruneError(f"the model has no parameter '{name}'.{hint}")
 
-    def read(self, name):
+    def read_tensor(self, name):
         return self.tensors[name].numpy()
 
 

@@ -1,9 +1,10 @@
 """`Pruner`: prune conv output channels of a static Program and its Scope (PIR or legacy IR)."""
-from ..core import plan as planning
 from ..core.apply_static import apply_program, apply_scope, extend_to_training, new_shapes, prune_startup, scope_changes
 from ..core.criteria import get_criterion
 from ..core.errors import PruneError
 from ..core.graph import clone, view_of
+from ..core.plan import build as build_plan
+from ..core.plan import warn_if_zeroing_differs
 from ..core.request import check_names, check_request
 from ..core.selectors import get_selector
 from ..core.tensors import check_scope_tensor, scope_reader
@@ -32,8 +33,8 @@ class Pruner:
         pruned, self.lookup = clone(program)
         view = view_of(pruned)
         check_names(view, params)
-        plan, work = planning.build(view, scope_reader(scope, view), params, ratios, self.criterion, self.idx_selector)
-        return self._apply(pruned, view, scope, plan, work, place, lazy, only_graph, param_backup, param_shape_backup)
+        plan, cuts = build_plan(view, scope_reader(scope, view), params, ratios, self.criterion, self.idx_selector)
+        return self._apply(pruned, view, scope, plan, cuts, place, lazy, only_graph, param_backup, param_shape_backup)
 
     def apply_plan(self, program, scope, plan, place=None, lazy=False, only_graph=False,
                    param_backup=False, param_shape_backup=False):
@@ -43,11 +44,11 @@ class Pruner:
         pruned, self.lookup = clone(program)
         view = view_of(pruned)
         check_names(view, params)
-        fixed = {e["param"]: e["pruned"] for e in plan.entries}
-        new_plan, work = planning.build(view, scope_reader(scope, view), params, [e["ratio"] for e in plan.entries],
-                                        self.criterion, self.idx_selector, fixed=fixed)
+        replay = {e["param"]: e["pruned"] for e in plan.entries}
+        new_plan, cuts = build_plan(view, scope_reader(scope, view), params, [e["ratio"] for e in plan.entries],
+                                        self.criterion, self.idx_selector, replay=replay)
         new_plan.criterion, new_plan.idx_selector = plan.criterion, plan.idx_selector
-        return self._apply(pruned, view, scope, new_plan, work, place, lazy, only_graph, param_backup, param_shape_backup)
+        return self._apply(pruned, view, scope, new_plan, cuts, place, lazy, only_graph, param_backup, param_shape_backup)
 
     def prune_startup(self, startup_program, plan=None):
         """Return a copy of `startup_program` whose initializers create the pruned shapes of `plan` (default:
@@ -62,9 +63,9 @@ class Pruner:
             raise PruneError(f"the startup program does not initialise {', '.join(missing)}; is it the right startup program?")
         return startup
 
-    def _apply(self, pruned, view, scope, plan, work, place, lazy, only_graph, want_backup, want_shapes):
+    def _apply(self, pruned, view, scope, plan, cuts, place, lazy, only_graph, want_backup, want_shapes):
         plan.criterion, plan.idx_selector = plan.criterion or self.criterion_name, plan.idx_selector or self.selector_name
-        removal = extend_to_training(view, work.removal)
+        removal = extend_to_training(view, cuts.removal)
         changes = scope_changes(view, removal)
         shapes = new_shapes(view, removal)
         names = {view.persistable_name(k): k for k in shapes if view.persistable_name(k)}
@@ -75,9 +76,9 @@ class Pruner:
             _check_scope(scope, shape_backup)
         backup = {}
         if lazy:
-            planning.warn_if_zeroing_differs(plan)
+            warn_if_zeroing_differs(plan)
         if not lazy:
-            apply_program(view, removal, work.edits)
+            apply_program(view, removal, cuts.edits)
         if not only_graph:
             backup = apply_scope(scope, changes, place=place, lazy=lazy, backup=want_backup)
         self.plan = plan

@@ -7,13 +7,13 @@ import math
 import paddle
 
 from ..analysis.flops import count
-from ..core import plan as planning
 from ..core.apply_static import new_shapes
 from ..core.criteria import get_criterion
 from ..core.disjoint import DisjointSets
 from ..core.errors import PruneError
 from ..core.graph import view_of
 from ..core.groups import discover
+from ..core.plan import build as build_plan
 from ..core.request import check_names
 from ..core.selectors import default_idx_selector, get_selector
 from ..core.tensors import scope_reader
@@ -64,7 +64,7 @@ def ratios_for_flops(program, sensitivities, pruned_flops, skip_params=(), round
     blocked = {cluster[p] for p in groups if p in skip_params or groups[p].outputs}
     candidates = {p: sensitivities[p] for p in sensitivities if cluster[p] not in blocked}
     base = count(view)[0]
-    read, crit = scope_reader(scope, view), get_criterion(criterion)
+    read_tensor, crit = scope_reader(scope, view), get_criterion(criterion)
 
     def attempt(threshold):
         by_loss = get_ratios_by_loss(candidates, threshold)
@@ -73,7 +73,7 @@ def ratios_for_flops(program, sensitivities, pruned_flops, skip_params=(), round
             shared[cluster[p]] = min(shared.get(cluster[p], 1.0), by_loss.get(p, 0.0))
         # rounded once per cluster: merged groups (concat into add) then keep one ratio for all members
         ratios = {p: round_ratio(groups[cluster[p]], shared[cluster[p]], round_to) for p in candidates}
-        return planned_flops(view, read, ratios, crit, selector, base)
+        return planned_flops(view, read_tensor, ratios, crit, selector, base)
 
     losses = [float(l) for s in candidates.values() for l in s.values()]
     if not losses:
@@ -103,11 +103,11 @@ def ratios_for_flops(program, sensitivities, pruned_flops, skip_params=(), round
         f"(closest: {closest:.1%}); the channel counts are too coarse here. Raise the tolerance or lower round_to.")
 
 
-def planned_flops(view, read, ratios, criterion, selector, base):
+def planned_flops(view, read_tensor, ratios, criterion, selector, base):
     """(the ratios above 0, the share of `base` FLOPs they remove), planned as `Pruner.prune` plans them."""
     ratios = {p: r for p, r in ratios.items() if r > 0}
-    _, work = planning.build(view, read, list(ratios), list(ratios.values()), criterion, selector)
-    return ratios, 1 - count(view, new_shapes(view, work.removal))[0] / base
+    _, cuts = build_plan(view, read_tensor, list(ratios), list(ratios.values()), criterion, selector)
+    return ratios, 1 - count(view, new_shapes(view, cuts.removal))[0] / base
 
 
 def _clusters(groups):
@@ -145,11 +145,11 @@ def uniform_ratios(program, params, pruned_flops, scope=None, criterion="l1_norm
     check_names(view, params)
     groups = {p: discover(view, p) for p in params}
     cluster = _clusters(groups)
-    read, crit, selector = scope_reader(scope), get_criterion(criterion), get_selector(idx_selector)
+    read_tensor, crit, selector = scope_reader(scope), get_criterion(criterion), get_selector(idx_selector)
     base = count(view)[0]
 
     def attempt(ratio):  # rounded once per cluster, so the convs of a merged group keep one ratio
-        return planned_flops(view, read, {p: round_ratio(groups[cluster[p]], ratio, round_to) for p in params},
+        return planned_flops(view, read_tensor, {p: round_ratio(groups[cluster[p]], ratio, round_to) for p in params},
                              crit, selector, base)
 
     lo, hi = 0.0, 0.95

@@ -17,11 +17,11 @@ import numpy as np
 import paddle
 from tqdm import tqdm
 
-from ..core import plan as planning
 from ..core.apply_static import apply_scope, restore_scope, scope_changes
 from ..core.criteria import get_criterion
 from ..core.errors import PruneError
 from ..core.graph import view_of
+from ..core.plan import Listing, choose, unit_group
 from ..core.request import check_names, check_ratio
 from ..core.selectors import get_selector
 from ..core.tensors import scope_reader
@@ -83,12 +83,12 @@ class _Trial:
         self.params, self.ratios, self.changes = params, [ratio], changes
 
 
-def _trials(view, read, params, ratios, store, criterion, selector):
+def _trials(view, read_tensor, params, ratios, store, criterion, selector):
     """The evaluations still needed. Results implied without evaluating are recorded in `store` on the way:
     a ratio that prunes nothing loses nothing, and one that prunes the channels of a stored ratio has its loss.
     Convs whose groups overlap (a concat feeding an add) are pruned as one merged group, so they are measured
     as one: all at the same ratio, selected once over the union as `Pruner.prune` would, one loss for all."""
-    listing = planning.Listing(view, fold=False)
+    listing = Listing(view, fold=False)
     for param in params:
         if any(round(float(r), _DIGITS) not in {round(float(k), _DIGITS) for k in store.sens.get(param, {})} for r in ratios):
             listing.add(param, 0.0)
@@ -102,20 +102,20 @@ def _trials(view, read, params, ratios, store, criterion, selector):
     for members in listing.units():
         if all(m.group.nodes.keys() == members[0].group.nodes.keys() for m in members):  # residual adds: one by one
             for m in members:
-                scores, atoms = criterion(m.group, read), m.group.atoms()
+                scores, atoms = criterion(m.group, read_tensor), m.group.atoms()
                 trials += _unit_trials(view, store, ratios, [m.param], m.group,
                                        lambda r, s=scores, a=atoms: selector(s, r, a))
         else:  # planned as Pruner.prune plans them: convs sharing one group exactly folded into the first
-            folded = planning.Listing(view)
+            folded = Listing(view)
             for m in members:
                 folded.add(m.param, 0.0, m.group)
             unit = [m for u in folded.units() for m in u]
-            group = planning.unit_group(unit)
+            group = unit_group(unit)
 
             def select(ratio, group=group, unit=unit):
                 for m in unit:
                     m.ratio = ratio
-                return planning.choose(view, group, unit, read, criterion, selector)
+                return choose(view, group, unit, read_tensor, criterion, selector)
 
             trials += _unit_trials(view, store, ratios, [m.param for m in members], group, select)
     return trials
