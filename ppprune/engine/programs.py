@@ -11,6 +11,7 @@ import paddle
 
 from .. import models  # noqa: F401 - registers the architectures the config names
 from ..config import check_keys, create
+from ..core.graph import persistable_names
 from ..registry import ARCHITECTURES, BACKBONES, HEADS
 from . import distributed, optim
 
@@ -73,15 +74,6 @@ def _freeze_norm_stats(model):
     for layer in model.sublayers():
         if isinstance(layer, paddle.nn.BatchNorm):
             layer._use_global_stats = True
-
-
-def persistable_names(program):
-    """Names of the persistable tensors a program reads or writes (parameters, BN stats, accumulators)."""
-    if isinstance(program, paddle.base.framework.Program):  # legacy ProgramDesc
-        skip = (paddle.base.core.VarDesc.VarType.FEED_MINIBATCH, paddle.base.core.VarDesc.VarType.FETCH_LIST)
-        return sorted({v.name for v in program.list_vars() if v.persistable and v.type not in skip})
-    return sorted({r.name for op in program.global_block().ops for r in op.results()
-                   if r.persistable and r.has_name})
 
 
 def check_config(cfg):

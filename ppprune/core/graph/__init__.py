@@ -4,49 +4,41 @@ A view exposes a program's global block as ops with canonical type names (PIR sp
 `pd_op.` prefix and without the in-place `_` suffix) and canonical lower-case slot names, values as
 hashable keys, their recorded shapes, producers and consumers, and the few edits pruning needs.
 """
-from .base import OpView, FORWARD, BACKWARD, OPTIMIZER, OTHER
+from .base import BACKWARD, FORWARD, OPTIMIZER, OTHER, GraphView, OpView
 
 
 def view_of(program):
     """Return the graph view matching the program's IR."""
-    if _is_pir(program):
-        from .pir import PirView
-
-        return PirView(program)
-    from .legacy import LegacyView
-
-    return LegacyView(program)
+    return _view_class(program)(program)
 
 
 def clone(program):
     """Copy a program; return (copy, lookup) where lookup(v) finds a value (PIR) or variable (legacy) of
     the original program in the copy, so fetch targets built against the original still work."""
-    if _is_pir(program):
-        import paddle
-
-        mapping = paddle.pir.IrMapping()
-        copy = program.clone(mapping)
-        return copy, mapping.look_up
-    copy = program.clone()
-    return copy, lambda var: copy.global_block().var(var if isinstance(var, str) else var.name)
+    return _view_class(program).clone(program)
 
 
 def feed_vars(program, names):
     """The input variables (legacy) or `pd_op.data` values (PIR) of `program` called `names`."""
-    if _is_pir(program):  # pd_op.feed: a legacy model translated to PIR
-        found = {op.str_attr("name"): op.result(0) for op in program.global_block().ops if op.name() in ("pd_op.data", "pd_op.feed")}
-    else:
-        found = {n: program.global_block().var(n) for n in names if program.global_block().has_var(n)}
-    missing = [n for n in names if n not in found]
-    if missing:
-        raise KeyError(f"the program has no input named {', '.join(missing)}")
-    return [found[n] for n in names]
+    return _view_class(program).feed_vars(program, names)
 
 
-def _is_pir(program):
+def persistable_names(program):
+    """Names of the persistable tensors a program reads or writes (parameters, BN stats, accumulators)."""
+    return _view_class(program).persistable_names(program)
+
+
+def _view_class(program):
     import paddle
 
-    return isinstance(program, paddle.pir.Program)
+    if isinstance(program, paddle.pir.Program):
+        from .pir import PirView
+
+        return PirView
+    from .legacy import LegacyView
+
+    return LegacyView
 
 
-__all__ = ["view_of", "clone", "feed_vars", "OpView", "FORWARD", "BACKWARD", "OPTIMIZER", "OTHER"]
+__all__ = ["view_of", "clone", "feed_vars", "persistable_names", "GraphView", "OpView", "FORWARD", "BACKWARD",
+           "OPTIMIZER", "OTHER"]

@@ -1,4 +1,4 @@
-"""What both IR views share: the op wrapper and the op kinds."""
+"""What both IR views share: the op wrapper, the op kinds and the `GraphView` protocol."""
 
 FORWARD, BACKWARD, OPTIMIZER, OTHER = "forward", "backward", "optimizer", "other"
 
@@ -40,11 +40,87 @@ class OpView:
         return f"{self.type}#{self.index}"
 
 
-class ViewBase:
-    """Indexing shared by both views: producers, consumers, parameters."""
+def named_inputs(found, names):
+    """`found[n]` for each of `names`: a KeyError names the inputs the program lacks."""
+    missing = [n for n in names if n not in found]
+    if missing:
+        raise KeyError(f"the program has no input named {', '.join(missing)}")
+    return [found[n] for n in names]
 
+
+class GraphView:
+    """The protocol both IR views implement (`PirView`, `LegacyView`); rules, groups and appliers use only
+    this. Keys are hashable value ids (PIR) or variable names (legacy).
+
+    Attributes: `ir` ("pir" or "legacy"), `program`, `ops` (OpView list in program order, sub-blocks
+    flattened after their owner), `producers` / `consumers` ({key: [OpView]}), `from_layer`."""
+
+    ir = None
     from_layer = False  # set on the trace of a dygraph Layer (see groups._Walk.from_layer)
 
+    # -- program-level operations, before a view exists --------------------------------------------------
+    @staticmethod
+    def clone(program):
+        """(copy of `program`, lookup): lookup(v) finds a value/variable of the original in the copy."""
+        raise NotImplementedError
+
+    @staticmethod
+    def feed_vars(program, names):
+        """The input values/variables of `program` called `names` (KeyError naming the missing ones)."""
+        raise NotImplementedError
+
+    @staticmethod
+    def persistable_names(program):
+        """Sorted names of the persistable tensors `program` reads or writes."""
+        raise NotImplementedError
+
+    # -- reading ----------------------------------------------------------------------------------------
+    def shape(self, key):
+        """The recorded shape of `key` as a list, or None if it is not a dense tensor."""
+        raise NotImplementedError
+
+    def is_global(self, key):
+        """Whether `key` is defined in the global block (and can be fetched)."""
+        raise NotImplementedError
+
+    def persistable_name(self, key):
+        """The scope name of a persistable `key` (a parameter, a BN statistic), else None."""
+        raise NotImplementedError
+
+    def param_names(self):
+        """Names of the program's parameters."""
+        raise NotImplementedError
+
+    def param_key(self, name):
+        """The key of parameter `name`, or None."""
+        raise NotImplementedError
+
+    def is_fetched(self, key):
+        """Whether `key` is fetched (a network output)."""
+        raise NotImplementedError
+
+    def grad_mirror(self):
+        """{gradient key: forward key} of a training program."""
+        raise NotImplementedError
+
+    # -- editing ----------------------------------------------------------------------------------------
+    def set_shape(self, key, shape):
+        """Record a new shape for `key`."""
+        raise NotImplementedError
+
+    def set_attr(self, op, name, value):
+        """Set attribute `name` of `op`."""
+        raise NotImplementedError
+
+    def set_const(self, op, slot, values):
+        """Give `op` new constant integer `values` for input `slot` (a shape, split sections)."""
+        raise NotImplementedError
+
+    def resize_init(self, name, shape):
+        """In a startup program: make the op that initialises persistable `name` produce `shape`."""
+        raise NotImplementedError
+
+    # -- shared indexing --------------------------------------------------------------------------------
     def _index(self):
         self.producers, self.consumers = {}, {}
         for op in self.ops:

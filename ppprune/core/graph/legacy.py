@@ -1,7 +1,7 @@
 """Graph view of a legacy ProgramDesc program (`FLAGS_enable_pir_api=0`, `OldIrGuard`, `.pdmodel` files)."""
 import re
 
-from .base import BACKWARD, FORWARD, OPTIMIZER, OTHER, OpView, ViewBase
+from .base import BACKWARD, FORWARD, OPTIMIZER, OTHER, GraphView, OpView, named_inputs as _named
 
 # Legacy op type -> canonical (PIR) op type.
 _TYPES = {
@@ -78,8 +78,25 @@ def grad_base(name):
     return name[:at] if at >= 0 else None
 
 
-class LegacyView(ViewBase):
+class LegacyView(GraphView):
     ir = "legacy"
+
+    @staticmethod
+    def clone(program):
+        copy = program.clone()
+        return copy, lambda var: copy.global_block().var(var if isinstance(var, str) else var.name)
+
+    @staticmethod
+    def feed_vars(program, names):
+        block = program.global_block()
+        return _named({n: block.var(n) for n in names if block.has_var(n)}, names)
+
+    @staticmethod
+    def persistable_names(program):
+        from paddle.base.core import VarDesc
+
+        skip = (VarDesc.VarType.FEED_MINIBATCH, VarDesc.VarType.FETCH_LIST)
+        return sorted({v.name for v in program.list_vars() if v.persistable and v.type not in skip})
 
     def __init__(self, program):
         self.program = program

@@ -6,7 +6,7 @@ combined vector sees the member values in its slot, an op whose vector result is
 """
 import paddle
 
-from .base import BACKWARD, FORWARD, OPTIMIZER, OTHER, OpView, ViewBase
+from .base import BACKWARD, FORWARD, OPTIMIZER, OTHER, GraphView, OpView, named_inputs as _named
 
 _PLUMBING = {"builtin.combine", "builtin.split", "builtin.parameter", "builtin.slice"}
 _OUTPUT_MARKERS = {"builtin.shadow_output", "pd_op.fetch"}
@@ -30,8 +30,26 @@ def _canonical_type(name):
     return t[:-1] if t.endswith("_") else t
 
 
-class PirView(ViewBase):
+class PirView(GraphView):
     ir = "pir"
+
+    @staticmethod
+    def clone(program):
+        mapping = paddle.pir.IrMapping()
+        copy = program.clone(mapping)
+        return copy, mapping.look_up
+
+    @staticmethod
+    def feed_vars(program, names):
+        # pd_op.feed: a legacy model translated to PIR
+        found = {op.str_attr("name"): op.result(0) for op in program.global_block().ops
+                 if op.name() in ("pd_op.data", "pd_op.feed")}
+        return _named(found, names)
+
+    @staticmethod
+    def persistable_names(program):
+        return sorted({r.name for op in program.global_block().ops for r in op.results()
+                       if r.persistable and r.has_name})
 
     def __init__(self, program):
         self.program = program
