@@ -26,7 +26,7 @@ from ppprune.core.graph import feed_vars  # noqa: E402
 from ppprune.engine import build_programs  # noqa: E402
 from ppprune.prune import Pruner  # noqa: E402
 from ppprune.prune.report import prunable_params  # noqa: E402
-from ppprune.prune.uniform import uniform_ratios  # noqa: E402
+from ppprune.prune.ratios import uniform_ratios  # noqa: E402
 
 CONFIG = os.path.join("configs", "yolov3", "yolov3_mobilenet_v1_demo.yml")
 
