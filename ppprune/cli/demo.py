@@ -13,13 +13,13 @@ import argparse
 import os
 import time
 
-from . import common
+from . import flags, table
 
 CONFIG = os.path.join("configs", "yolov3", "yolov3_mobilenet_v1_demo.yml")
 
 
 def parse_args(argv=None):
-    p = common.OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = flags.OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-c", "--config", default=CONFIG)
     p.add_argument("--target_flops", type=float, default=0.45, help="share of FLOPs to remove, by sensitivity")
     p.add_argument("--sensitivity_ratios", default="0.2,0.4,0.6", help="ratios measured on every conv")
@@ -28,7 +28,7 @@ def parse_args(argv=None):
     p.add_argument("--pruned_ratios", default=None)
     p.add_argument("--finetune_iters", type=int, default=300)
     p.add_argument("--threads", type=int, default=1)
-    common.add_overwrite_flag(p)
+    flags.add_overwrite_flag(p)
     return p.parse_args(argv)
 
 
@@ -79,6 +79,6 @@ def main(argv=None):
           for what, key in (("network latency", "net_latency_ms"), ("end-to-end latency", "latency_ms"))],
     ]
     print()
-    common.print_table(f"YOLOv3-MobileNetV1 demo, pruned and fine-tuned {args.finetune_iters} iterations "
+    table.print_table(f"YOLOv3-MobileNetV1 demo, pruned and fine-tuned {args.finetune_iters} iterations "
                        f"({(time.time() - tic) / 60:.1f} min):", ("", "original", "pruned", "change"), rows)
     return {"rows": rows}

@@ -3,12 +3,12 @@
 
     python tools/eval.py -c configs/yolov3/yolov3_mobilenet_v1_demo.yml -o weights=output/..._pruned/model_final
 """
-from . import common
+from . import common, flags, paths, plans
 
 
 def parse_args(argv=None):
-    p = common.parser(__doc__)
-    common.add_prune_flags(p)
+    p = flags.parser(__doc__)
+    flags.add_prune_flags(p)
     return p.parse_args(argv)
 
 
@@ -19,7 +19,7 @@ def load_model(cfg, mode, args):
 
     from ..engine import build_programs, get_place, load_weights
 
-    prefix = common.weights_prefix(cfg)
+    prefix = paths.weights_prefix(cfg)
     params, ratios = common.pruned_request(args) if args is not None else (None, None)
     paddle.enable_static()
     place = get_place(cfg.get("use_gpu", False))
@@ -27,9 +27,9 @@ def load_model(cfg, mode, args):
     spec = getattr(programs, mode)
     exe, scope = paddle.static.Executor(place), paddle.static.Scope()
     exe.run(programs.startup, scope=scope)
-    plan = common.checked_plan(prefix)
+    plan = plans.checked_plan(prefix)
     if plan is not None:
-        common.check_against_plan(plan, params, ratios)
+        plans.check_against_plan(plan, params, ratios)
     elif params is not None:  # PaddleSlim-style: reshape by flags (indices do not matter, weights overwrite)
         from ..prune import Pruner
 
@@ -37,8 +37,8 @@ def load_model(cfg, mode, args):
         pruner.prune(spec.program, scope, params, ratios, place=place, only_graph=True)
         plan = pruner.plan
     if plan is not None:
-        spec = common.apply_saved_plan(spec, scope, plan, place)
-        common.resize_scope(scope, plan, place)
+        spec = plans.apply_saved_plan(spec, scope, plan, place)
+        plans.resize_scope(scope, plan, place)
     load_weights(prefix, scope, place, programs.param_names)
     return programs, spec, exe, scope, place, plan
 

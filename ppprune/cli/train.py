@@ -7,12 +7,12 @@ Outputs go to `<save_dir>/<config name>/`: `<iter>.pdparams/.pdopt` snapshots, `
 """
 import os
 
-from . import common
+from . import driver, flags, paths
 
 
 def parse_args(argv=None):
-    p = common.parser(__doc__)
-    common.add_train_flags(p)
+    p = flags.parser(__doc__)
+    flags.add_train_flags(p)
     return p.parse_args(argv)
 
 
@@ -29,7 +29,7 @@ def main(argv=None):
     paddle.enable_static()
     place = distributed.setup(cfg.get("use_gpu", False))
     weights = None if args.resume_checkpoint else cfg.get("weights") or cfg.get("pretrain_weights")
-    out = common.output_dir(args, common.save_dir(cfg, args.config), inputs=[weights],
+    out = paths.output_dir(args, paths.save_dir(cfg, args.config), inputs=[weights],
                             own_inputs=[args.resume_checkpoint])
 
     programs = build_programs(cfg, "train")
@@ -42,10 +42,10 @@ def main(argv=None):
     elif weights:
         load_weights(weights, scope, place, programs.param_names)
     distributed.broadcast_scope(scope, programs.param_names + programs.opt_names, place)
-    data = common.loaders(cfg, args.eval)
+    data = driver.loaders(cfg, args.eval)
 
     if distributed.is_main():  # everything is validated: from here on rank 0 writes
         out.open()
         dump_config(cfg, os.path.join(out.path, "config.yml"))
-    best = common.train(cfg, programs, exe, scope, out.path, start_iter, data)
+    best = driver.train(cfg, programs, exe, scope, out.path, start_iter, data)
     return {"best": best, "save_dir": out.path}
