@@ -1,4 +1,30 @@
-"""Driving the static-mode engine for a tool: data loaders, the training run, the model's cost."""
+"""Driving the static-mode engine for a tool: its setup, data loaders, the training run, the model's cost."""
+from typing import Any, NamedTuple
+
+
+class Setup(NamedTuple):
+    """What every static tool starts from: `mode` programs, and an executor and scope on `place` holding
+    the startup values."""
+    programs: Any
+    place: Any
+    exe: Any
+    scope: Any
+
+
+def setup(cfg, mode, parallel=False):
+    """Static mode, the place (with `parallel`, also joining a launch's process group: see
+    `engine.distributed.setup`), the `mode` programs of `cfg`, an executor and a scope after startup."""
+    import paddle
+
+    from ..engine import build_programs, distributed, get_place
+
+    paddle.enable_static()
+    use_gpu = cfg.get("use_gpu", False)
+    place = distributed.setup(use_gpu) if parallel else get_place(use_gpu)
+    programs = build_programs(cfg, mode)
+    exe, scope = paddle.static.Executor(place), paddle.static.Scope()
+    exe.run(programs.startup, scope=scope)
+    return Setup(programs, place, exe, scope)
 
 
 def loaders(cfg, with_eval):

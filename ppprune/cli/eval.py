@@ -3,7 +3,9 @@
 
     python tools/eval.py -c configs/yolov3/yolov3_mobilenet_v1_demo.yml -o weights=output/..._pruned/model_final
 """
-from . import common, flags, paths, plans
+from typing import Any, NamedTuple
+
+from . import common, driver, flags, paths, plans
 
 
 def parse_args(argv=None):
@@ -12,21 +14,25 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def load_model(cfg, mode, args):
-    """Build `mode` programs, reshape them by the checkpoint's plan (or by flags), and load the weights.
-    Returns (programs, spec, exe, scope, place, plan)."""
-    import paddle
+class LoadedModel(NamedTuple):
+    """A checkpoint ready to run: `spec` is the (reshaped) `mode` program, `plan` the plan it was pruned by."""
+    programs: Any
+    spec: Any
+    exe: Any
+    scope: Any
+    place: Any
+    plan: Any
 
-    from ..engine import build_programs, get_place, load_weights
+
+def load_model(cfg, mode, args, parallel=False):
+    """Set up `mode` programs (see `driver.setup`), reshape them by the checkpoint's plan (or by flags), and
+    load the weights."""
+    from ..engine import load_weights
 
     prefix = paths.weights_prefix(cfg)
     params, ratios = common.pruned_request(args) if args is not None else (None, None)
-    paddle.enable_static()
-    place = get_place(cfg.get("use_gpu", False))
-    programs = build_programs(cfg, mode)
+    programs, place, exe, scope = driver.setup(cfg, mode, parallel)
     spec = getattr(programs, mode)
-    exe, scope = paddle.static.Executor(place), paddle.static.Scope()
-    exe.run(programs.startup, scope=scope)
     plan = plans.checked_plan(prefix)
     if plan is not None:
         plans.check_against_plan(plan, params, ratios)
@@ -40,7 +46,7 @@ def load_model(cfg, mode, args):
         spec = plans.apply_saved_plan(spec, scope, plan, place)
         plans.resize_scope(scope, plan, place)
     load_weights(prefix, scope, place, programs.param_names)
-    return programs, spec, exe, scope, place, plan
+    return LoadedModel(programs, spec, exe, scope, place, plan)
 
 
 def main(argv=None):

@@ -55,10 +55,7 @@ def main(argv=None):
     out = paths.output_dir(args, paths.save_dir(cfg, args.config, "_pruned"),
                             inputs=[None if resumed_plan else base, args.sensitivities_file],
                             own_inputs=[args.resume_checkpoint])
-    place = distributed.setup(cfg.get("use_gpu", False))
-    programs = build_programs(cfg, "train")
-    exe, scope = paddle.static.Executor(place), paddle.static.Scope()
-    exe.run(programs.startup, scope=scope)
+    programs, place, exe, scope = driver.setup(cfg, "train", parallel=True)
     if base and not resumed_plan:
         load_weights(base, scope, place, programs.param_names)
     distributed.broadcast_scope(scope, programs.param_names, place)  # the same weights select the same channels

@@ -67,8 +67,7 @@ def main(argv=None):
     if args.eval_batches is not None and args.eval_batches < 1:
         raise runner.UsageError(f"--eval_batches {args.eval_batches}: give a positive number of batches")
     out = paths.output_dir(args, paths.save_dir(cfg, args.config, "_sensitivity"), inputs=[cfg.get("weights")])
-    distributed.setup(cfg.get("use_gpu", False))
-    programs, spec, exe, scope, place, plan = load_model(cfg, "eval", None)
+    _, spec, exe, scope, place, _ = load_model(cfg, "eval", None, parallel=True)
     if ranks.parallel:
         args.shard = f"{ranks.rank}/{ranks.world}"
         sens = _analyse(cfg, args, out, spec, exe, scope, place)

@@ -18,23 +18,17 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    import paddle
-
     from ..config import dump_config, load_config
-    from ..engine import build_programs, distributed, load_checkpoint, load_weights
+    from ..engine import distributed, load_checkpoint, load_weights
     from ..engine.trainer import check_train_keys
 
     cfg = load_config(args.config, args.opt)
     check_train_keys(cfg)
-    paddle.enable_static()
-    place = distributed.setup(cfg.get("use_gpu", False))
     weights = None if args.resume_checkpoint else cfg.get("weights") or cfg.get("pretrain_weights")
     out = paths.output_dir(args, paths.save_dir(cfg, args.config), inputs=[weights],
-                            own_inputs=[args.resume_checkpoint])
+                           own_inputs=[args.resume_checkpoint])
 
-    programs = build_programs(cfg, "train")
-    exe, scope = paddle.static.Executor(place), paddle.static.Scope()
-    exe.run(programs.startup, scope=scope)
+    programs, place, exe, scope = driver.setup(cfg, "train", parallel=True)
     start_iter = 0
     if args.resume_checkpoint:
         start_iter = load_checkpoint(args.resume_checkpoint, scope, place, programs.param_names, programs.opt_names)["iter"]
