@@ -31,6 +31,7 @@ def main(argv=None):
         info = s[split]
         objs = ", ".join(f"{k} {v}" for k, v in info["objects"].items())
         print(f"{split}.txt: {info['images']} images; objects: {objs}; difficult: {info['difficult']}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ def main(argv=None):
         print(f"== no baseline at {base}: training one (done once, then reused)")
         train.main(["-c", args.config, *overwrite])
     print(f"== baseline mAP ({base})")
-    base_map = evaluate.main(["-c", args.config, "-o", f"weights={base}"])["mAP"]
+    base_map = evaluate.run(["-c", args.config, "-o", f"weights={base}"])["mAP"]
 
     if args.pruned_params:
         how = ["--pruned_params", args.pruned_params, "--pruned_ratios", args.pruned_ratios or ""]
@@ -58,14 +58,14 @@ def main(argv=None):
                         "--eval_batches", str(args.eval_batches), "-s", sens, *overwrite])
         how = ["--target_flops", str(args.target_flops), "-s", sens]
     print("== prune and fine-tune")
-    pruned = prune.main(["-c", args.config, "-o", f"weights={base}", f"max_iters={args.finetune_iters}",
-                         f"snapshot_iter={args.finetune_iters}", "LearningRate.base_lr=0.001", *how, *overwrite])
+    pruned = prune.run(["-c", args.config, "-o", f"weights={base}", f"max_iters={args.finetune_iters}",
+                        f"snapshot_iter={args.finetune_iters}", "LearningRate.base_lr=0.001", *how, *overwrite])
     weights = os.path.join(pruned["out"], "model_final")
     print("== pruned mAP")
-    pruned_map = evaluate.main(["-c", args.config, "-o", f"weights={weights}"])["mAP"]
+    pruned_map = evaluate.run(["-c", args.config, "-o", f"weights={weights}"])["mAP"]
     print("== export and measure with Paddle Inference")
-    deployed = export_model.main(["-c", args.config, "-o", f"weights={weights}", "--threads", str(args.threads),
-                                  *overwrite])
+    deployed = export_model.run(["-c", args.config, "-o", f"weights={weights}", "--threads", str(args.threads),
+                                 *overwrite])
 
     b, a = pruned["before"], pruned["after"]
     rows = [
@@ -81,4 +81,4 @@ def main(argv=None):
     print()
     table.print_table(f"YOLOv3-MobileNetV1 demo, pruned and fine-tuned {args.finetune_iters} iterations "
                        f"({(time.time() - tic) / 60:.1f} min):", ("", "original", "pruned", "change"), rows)
-    return {"rows": rows}
+    return 0

@@ -50,6 +50,13 @@ def load_model(cfg, mode, args, parallel=False):
 
 
 def main(argv=None):
+    """Exit status 0 (errors raise, for `runner.run`); in-process callers take the metrics from `run`."""
+    run(argv)
+    return 0
+
+
+def run(argv=None):
+    """Evaluate; returns the evaluator's result (e.g. `mAP`)."""
     args = parse_args(argv)
     from ..config import load_config
     from ..engine import eval_loop

@@ -54,6 +54,13 @@ def sample_inputs(cfg, spec, seed=0):
 
 
 def main(argv=None):
+    """Exit status 0 (errors raise, for `runner.run`); in-process callers take the measurements from `run`."""
+    run(argv)
+    return 0
+
+
+def run(argv=None):
+    """Export and measure; returns per model its FLOPs, file size and latencies."""
     args = parse_args(argv)
     from ..config import load_config
     from ..outdir import staging_dir, swap_in

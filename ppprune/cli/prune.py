@@ -26,6 +26,13 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
+    """Exit status 0 (errors raise, for `runner.run`); in-process callers take the costs from `run`."""
+    run(argv)
+    return 0
+
+
+def run(argv=None):
+    """Prune and fine-tune; returns the cost before and after and the output folder (None with --print_params)."""
     args = parse_args(argv)
     import paddle
 
@@ -40,7 +47,7 @@ def main(argv=None):
     if args.print_params:
         programs = build_programs(cfg, "eval")
         print(format_report(*prunable_params(programs.eval.program)))
-        return 0
+        return
 
     if args.target_flops is not None and args.pruned_ratios:
         raise runner.UsageError("--target_flops chooses the ratios: drop --pruned_ratios (or drop --target_flops)")

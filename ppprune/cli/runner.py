@@ -17,8 +17,7 @@ def run(main_fn):
     from ..outdir import OutputDirError
 
     try:
-        result = main_fn()
-        return result if isinstance(result, int) else 0  # mains return their results for in-process callers
+        return main_fn()
     except (UsageError, PruneError, WeightsError, ConfigError, ConfigValueError, OutputDirError, MissingDependency,
             DistributedError, FileNotFoundError, FileExistsError) as e:
         if os.environ.get("PPPRUNE_DEBUG"):

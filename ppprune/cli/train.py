@@ -17,6 +17,13 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
+    """Exit status 0 (errors raise, for `runner.run`); in-process callers take the result from `run`."""
+    run(argv)
+    return 0
+
+
+def run(argv=None):
+    """Train; returns the best eval result (None without --eval) and the output folder."""
     args = parse_args(argv)
     from ..config import dump_config, load_config
     from ..engine import distributed, load_checkpoint, load_weights
