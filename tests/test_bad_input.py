@@ -178,6 +178,10 @@ CASES = [
     ("infer-into-user-folder", "infer", ["--model_dir", "{export}", "--infer_img", "{image}", "--output_dir", "{user}"], "ppprune did not write"),
     ("infer-nothing-given", "infer", ["--model_dir", "{export}"], "give --infer_img or --infer_dir"),
     ("infer-threads-word", "infer", ["--model_dir", "{export}", "--threads", "two"], "invalid int value: 'two'"),
+    # -- a config naming an evaluator that does not exist: the key and the known metrics
+    ("eval-unknown-metric", "eval", ["-o", "weights={base}", "metric=mAPP"],
+     "config key 'metric': unknown metric 'mAPP'. Registered metrics: COCO, VOC, accuracy"),
+    ("train-unknown-metric", "train", ["--eval", "-o", "save_dir={out}", "metric=VOCC"], "Did you mean 'VOC'?"),
 ]
 
 

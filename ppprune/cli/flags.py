@@ -36,9 +36,11 @@ def add_prune_flags(p):
                    help="conv weights to prune, comma or space separated (see --print_params)")
     p.add_argument("--pruned_ratios", default=None,
                    help="share of channels to remove per weight, in [0, 1): one ratio, or one per weight")
-    p.add_argument("--prune_criterion", default="l1_norm",
-                   choices=["l1_norm", "l2_norm", "geometry_median", "bn_scale"])
-    p.add_argument("--idx_selector", default="default_idx_selector", choices=["default_idx_selector", "optimal_threshold"])
+    from ..core.criteria import CRITERIA
+    from ..core.selectors import SELECTORS
+
+    p.add_argument("--prune_criterion", default="l1_norm", choices=CRITERIA.names())
+    p.add_argument("--idx_selector", default="default_idx_selector", choices=SELECTORS.names())
     p.add_argument("--round_to", type=int, default=1, help="keep remaining channel counts multiples of N")
 
 
