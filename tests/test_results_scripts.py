@@ -74,3 +74,15 @@ def test_detection_table_tiny(tmp_path):
     lines = report.read_text().splitlines()
     assert any(line.startswith("| Baseline |") for line in lines) and sum("uniform + L1" in line for line in lines) == 2
     assert "network ms" in report.read_text()
+
+
+def test_latency_alignment_tiny(tmp_path):
+    report = tmp_path / "alignment.md"
+    bench("latency_alignment.py", "--rows", "0.5:1", "0.5:8", "--threads", "1", "--rounds", "1", "--repeat", "1",
+          "--report", str(report))
+    rows = [line.split(" | ") for line in report.read_text().splitlines() if line.startswith("| -50%")]
+    assert len(rows) == 2
+    for row in rows:  # each model lands on the target (within the bisection's tolerance) and was timed
+        change = float(row[1].split("(")[1].rstrip("%)"))
+        assert -53 <= change <= -47 and float(row[3].split(" / ")[1].split()[0]) > 0
+    assert "0 of" in rows[1][-1]  # multiples of 8: no conv keeps an odd count
