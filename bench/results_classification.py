@@ -46,7 +46,9 @@ PRUNERS = {"l1": L1NormFilterPruner, "l2": L2NormFilterPruner, "fpgm": FPGMFilte
 
 def recipes(seeds):
     """(row name, pruner key, idx_selector, how, FLOPs target, align, seed, fine-tune?)."""
-    rows = []
+    # the control: the fine-tuning every row gets, nothing pruned (the baseline is not trained to the end)
+    rows = [dict(name="Baseline + the same fine-tuning", pruner="l1", selector="default_idx_selector", how="none",
+                 target=0.0, align=1, seed=seeds[0], finetune=True)]
     for name, key, how, target, selector in (
             ("uniform + L1", "l1", "uniform", 0.5, "default_idx_selector"),
             ("sensitive + L1", "l1", "sensitive", 0.3, "default_idx_selector"),
@@ -211,7 +213,9 @@ def run_row(args, r, data, state):
     net.set_state_dict(paddle.load(os.path.join(args.work, "baseline.pdparams")))
     sen_file = os.path.join(args.work, f"sensitivities_{r['pruner']}.pkl") if r["how"] == "sensitive" else None
     pruner = PRUNERS[r["pruner"]](net, [1, 3, SIZE, SIZE], sen_file=sen_file, idx_selector=r["selector"])
-    if r["how"] == "uniform":
+    if r["how"] == "none":
+        plan = pruner.prune_vars({})
+    elif r["how"] == "uniform":
         plan = pruner.prune_vars(uniform_ratios(pruner, r["target"], r["align"], args.tolerance))
     else:
         plan = pruner.sensitive_prune(r["target"], align=r["align"] if r["align"] > 1 else None, tolerance=args.tolerance)
@@ -282,7 +286,7 @@ def report(args, state, seconds):
             acc1 = f"not fine-tuned ({r0['top1_pruned']:.2%})"
             acc5 = "-"
         change = r0["flops"] / base["flops"] - 1
-        lines.append(f"| {name} -{target:.0%} | {len(rs)} | {acc1} | {acc5} | {r0['file_mb']:.2f} | "
+        lines.append(f"| {name}{f' -{target:.0%}' if target else ''} | {len(rs)} | {acc1} | {acc5} | {r0['file_mb']:.2f} | "
                      f"{r0['flops'] / 1e6:.1f} ({change:+.1%}) | {lat(r0, 1)} | {lat(r0, 2)} |")
     text = "\n".join(lines) + "\n"
     with atomic_write(args.report) as f:

@@ -68,7 +68,7 @@ def main(argv=None):
         train.main(["-c", args.config, "-o", *opts, *_over(args)])
     if "baseline" not in state["rows"]:
         state["rows"]["baseline"] = {"name": "Baseline", "target": 0.0,
-                                     "mAP": evaluate.main(["-c", args.config, "-o", *opts, f"weights={base}"])["mAP"]}
+                                     "mAP": evaluate.run(["-c", args.config, "-o", *opts, f"weights={base}"])["mAP"]}
         save()
     rows = [r for r in ROWS if args.only is None or args.only in _key(r[0], r[3])]
     sens = os.path.join(args.work, "sensitivities.pkl")
@@ -108,8 +108,8 @@ def _export(args, opts, row_dir):
     """Export a row's fine-tuned model and time it against the original in interleaved rounds."""
     name = os.path.splitext(os.path.basename(args.config))[0]
     weights = os.path.join(row_dir, name + "_pruned", "model_final")
-    deployed = export_model.main(["-c", args.config, "-o", *opts, f"weights={weights}", "--threads", str(args.threads),
-                                  "--output_dir", os.path.join(row_dir, "export"), *_over(args)])
+    deployed = export_model.run(["-c", args.config, "-o", *opts, f"weights={weights}", "--threads", str(args.threads),
+                                 "--output_dir", os.path.join(row_dir, "export"), *_over(args)])
     if not isinstance(deployed, dict):
         raise SystemExit(f"{row_dir}: the exported model differs from the executor's; see above")
     return deployed
@@ -125,9 +125,9 @@ def _row(args, opts, base, sens, label, criterion, by_sensitivity, target):
         flags = ["--pruned_params", _first_prunable(args), "--pruned_ratios", "0"]
     if by_sensitivity:
         flags += ["-s", sens]
-    pruned = prune.main(["-c", args.config, "-o", *row_opts, *flags, *_over(args)])
+    pruned = prune.run(["-c", args.config, "-o", *row_opts, *flags, *_over(args)])
     weights = os.path.join(pruned["out"], "model_final")
-    result = evaluate.main(["-c", args.config, "-o", *opts, f"weights={weights}"])
+    result = evaluate.run(["-c", args.config, "-o", *opts, f"weights={weights}"])
     deployed = _export(args, opts, row_dir)
     return {"name": label, "target": target, "mAP": result["mAP"], "before": pruned["before"], "after": pruned["after"],
             "deploy": deployed}

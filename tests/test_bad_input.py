@@ -2,7 +2,7 @@
 exactly one line naming the problem (the public API: its documented exception), never a traceback, and
 leave every file it could touch (config, dataset, weights, earlier outputs) byte for byte as it was.
 
-The tools run in-process (`common.run`, exactly what tools/*.py call) so that fifty cases cost seconds;
+The tools run in-process (`runner.run`, exactly what tools/*.py call) so that fifty cases cost seconds;
 a few run as real subprocesses too."""
 import hashlib
 import importlib
@@ -178,6 +178,10 @@ CASES = [
     ("infer-into-user-folder", "infer", ["--model_dir", "{export}", "--infer_img", "{image}", "--output_dir", "{user}"], "ppprune did not write"),
     ("infer-nothing-given", "infer", ["--model_dir", "{export}"], "give --infer_img or --infer_dir"),
     ("infer-threads-word", "infer", ["--model_dir", "{export}", "--threads", "two"], "invalid int value: 'two'"),
+    # -- a config naming an evaluator that does not exist: the key and the known metrics
+    ("eval-unknown-metric", "eval", ["-o", "weights={base}", "metric=mAPP"],
+     "config key 'metric': unknown metric 'mAPP'. Registered metrics: COCO, VOC, accuracy"),
+    ("train-unknown-metric", "train", ["--eval", "-o", "save_dir={out}", "metric=VOCC"], "Did you mean 'VOC'?"),
 ]
 
 
@@ -189,11 +193,11 @@ def _argv(tool, args, world):
 
 
 def run_in_process(tool, argv):
-    from ppprune.cli import common
+    from ppprune.cli import runner
 
     main = importlib.import_module(f"ppprune.cli.{tool}").main
     try:
-        return common.run(lambda: main(argv))
+        return runner.run(lambda: main(argv))
     except SystemExit as e:
         return e.code
 

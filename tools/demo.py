@@ -6,7 +6,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)  # run from a checkout
 os.chdir(ROOT)  # the demo config's data and output paths are relative to the repo
 
-from ppprune.cli import common, demo  # noqa: E402
+from ppprune.cli import runner, demo  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(common.run(demo.main))
+    sys.exit(runner.run(demo.main))

@@ -4,7 +4,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout
 
-from ppprune.cli import common, export_model  # noqa: E402
+from ppprune.cli import runner, export_model  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(common.run(export_model.main))
+    sys.exit(runner.run(export_model.main))

@@ -4,7 +4,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout
 
-from ppprune.cli import common, infer  # noqa: E402
+from ppprune.cli import runner, infer  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(common.run(infer.main))
+    sys.exit(runner.run(infer.main))

@@ -5,12 +5,12 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout
 
-from ppprune.cli import common  # noqa: E402
+from ppprune.cli import flags, runner  # noqa: E402
 from ppprune.data.demo import DEFAULTS, ensure_demo_voc  # noqa: E402
 
 
 def main(argv=None):
-    p = common.OneLineParser(description=__doc__)
+    p = flags.OneLineParser(description=__doc__)
     p.add_argument("--out", default="dataset/demo_voc", help="output directory (default: %(default)s)")
     p.add_argument("--num_train", type=int, default=DEFAULTS["num_train"])
     p.add_argument("--num_val", type=int, default=DEFAULTS["num_val"])
@@ -31,7 +31,8 @@ def main(argv=None):
         info = s[split]
         objs = ", ".join(f"{k} {v}" for k, v in info["objects"].items())
         print(f"{split}.txt: {info['images']} images; objects: {objs}; difficult: {info['difficult']}")
+    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(common.run(main))
+    sys.exit(runner.run(main))

@@ -4,7 +4,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout
 
-from ppprune.cli import common, sensitive  # noqa: E402
+from ppprune.cli import runner, sensitive  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(common.run(sensitive.main))
+    sys.exit(runner.run(sensitive.main))

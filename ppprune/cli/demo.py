@@ -13,13 +13,13 @@ import argparse
 import os
 import time
 
-from . import common
+from . import flags, table
 
 CONFIG = os.path.join("configs", "yolov3", "yolov3_mobilenet_v1_demo.yml")
 
 
 def parse_args(argv=None):
-    p = common.OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = flags.OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-c", "--config", default=CONFIG)
     p.add_argument("--target_flops", type=float, default=0.45, help="share of FLOPs to remove, by sensitivity")
     p.add_argument("--sensitivity_ratios", default="0.2,0.4,0.6", help="ratios measured on every conv")
@@ -28,7 +28,7 @@ def parse_args(argv=None):
     p.add_argument("--pruned_ratios", default=None)
     p.add_argument("--finetune_iters", type=int, default=300)
     p.add_argument("--threads", type=int, default=1)
-    common.add_overwrite_flag(p)
+    flags.add_overwrite_flag(p)
     return p.parse_args(argv)
 
 
@@ -47,7 +47,7 @@ def main(argv=None):
         print(f"== no baseline at {base}: training one (done once, then reused)")
         train.main(["-c", args.config, *overwrite])
     print(f"== baseline mAP ({base})")
-    base_map = evaluate.main(["-c", args.config, "-o", f"weights={base}"])["mAP"]
+    base_map = evaluate.run(["-c", args.config, "-o", f"weights={base}"])["mAP"]
 
     if args.pruned_params:
         how = ["--pruned_params", args.pruned_params, "--pruned_ratios", args.pruned_ratios or ""]
@@ -58,14 +58,14 @@ def main(argv=None):
                         "--eval_batches", str(args.eval_batches), "-s", sens, *overwrite])
         how = ["--target_flops", str(args.target_flops), "-s", sens]
     print("== prune and fine-tune")
-    pruned = prune.main(["-c", args.config, "-o", f"weights={base}", f"max_iters={args.finetune_iters}",
-                         f"snapshot_iter={args.finetune_iters}", "LearningRate.base_lr=0.001", *how, *overwrite])
+    pruned = prune.run(["-c", args.config, "-o", f"weights={base}", f"max_iters={args.finetune_iters}",
+                        f"snapshot_iter={args.finetune_iters}", "LearningRate.base_lr=0.001", *how, *overwrite])
     weights = os.path.join(pruned["out"], "model_final")
     print("== pruned mAP")
-    pruned_map = evaluate.main(["-c", args.config, "-o", f"weights={weights}"])["mAP"]
+    pruned_map = evaluate.run(["-c", args.config, "-o", f"weights={weights}"])["mAP"]
     print("== export and measure with Paddle Inference")
-    deployed = export_model.main(["-c", args.config, "-o", f"weights={weights}", "--threads", str(args.threads),
-                                  *overwrite])
+    deployed = export_model.run(["-c", args.config, "-o", f"weights={weights}", "--threads", str(args.threads),
+                                 *overwrite])
 
     b, a = pruned["before"], pruned["after"]
     rows = [
@@ -79,6 +79,6 @@ def main(argv=None):
           for what, key in (("network latency", "net_latency_ms"), ("end-to-end latency", "latency_ms"))],
     ]
     print()
-    common.print_table(f"YOLOv3-MobileNetV1 demo, pruned and fine-tuned {args.finetune_iters} iterations "
+    table.print_table(f"YOLOv3-MobileNetV1 demo, pruned and fine-tuned {args.finetune_iters} iterations "
                        f"({(time.time() - tic) / 60:.1f} min):", ("", "original", "pruned", "change"), rows)
-    return {"rows": rows}
+    return 0

@@ -3,33 +3,39 @@
 
     python tools/eval.py -c configs/yolov3/yolov3_mobilenet_v1_demo.yml -o weights=output/..._pruned/model_final
 """
-from . import common
+from typing import Any, NamedTuple
+
+from . import common, driver, flags, paths, plans
 
 
 def parse_args(argv=None):
-    p = common.parser(__doc__)
-    common.add_prune_flags(p)
+    p = flags.parser(__doc__)
+    flags.add_prune_flags(p)
     return p.parse_args(argv)
 
 
-def load_model(cfg, mode, args):
-    """Build `mode` programs, reshape them by the checkpoint's plan (or by flags), and load the weights.
-    Returns (programs, spec, exe, scope, place, plan)."""
-    import paddle
+class LoadedModel(NamedTuple):
+    """A checkpoint ready to run: `spec` is the (reshaped) `mode` program, `plan` the plan it was pruned by."""
+    programs: Any
+    spec: Any
+    exe: Any
+    scope: Any
+    place: Any
+    plan: Any
 
-    from ..engine import build_programs, get_place, load_weights
 
-    prefix = common.weights_prefix(cfg)
+def load_model(cfg, mode, args, parallel=False):
+    """Set up `mode` programs (see `driver.setup`), reshape them by the checkpoint's plan (or by flags), and
+    load the weights."""
+    from ..engine import load_weights
+
+    prefix = paths.weights_prefix(cfg)
     params, ratios = common.pruned_request(args) if args is not None else (None, None)
-    paddle.enable_static()
-    place = get_place(cfg.get("use_gpu", False))
-    programs = build_programs(cfg, mode)
+    programs, place, exe, scope = driver.setup(cfg, mode, parallel)
     spec = getattr(programs, mode)
-    exe, scope = paddle.static.Executor(place), paddle.static.Scope()
-    exe.run(programs.startup, scope=scope)
-    plan = common.checked_plan(prefix)
+    plan = plans.checked_plan(prefix)
     if plan is not None:
-        common.check_against_plan(plan, params, ratios)
+        plans.check_against_plan(plan, params, ratios)
     elif params is not None:  # PaddleSlim-style: reshape by flags (indices do not matter, weights overwrite)
         from ..prune import Pruner
 
@@ -37,13 +43,20 @@ def load_model(cfg, mode, args):
         pruner.prune(spec.program, scope, params, ratios, place=place, only_graph=True)
         plan = pruner.plan
     if plan is not None:
-        spec = common.apply_saved_plan(spec, scope, plan, place)
-        common.resize_scope(scope, plan, place)
+        spec = plans.apply_saved_plan(spec, scope, plan, place)
+        plans.resize_scope(scope, plan, place)
     load_weights(prefix, scope, place, programs.param_names)
-    return programs, spec, exe, scope, place, plan
+    return LoadedModel(programs, spec, exe, scope, place, plan)
 
 
 def main(argv=None):
+    """Exit status 0 (errors raise, for `runner.run`); in-process callers take the metrics from `run`."""
+    run(argv)
+    return 0
+
+
+def run(argv=None):
+    """Evaluate; returns the evaluator's result (e.g. `mAP`)."""
     args = parse_args(argv)
     from ..config import load_config
     from ..engine import eval_loop

@@ -12,12 +12,12 @@ import tempfile
 
 import numpy as np
 
-from . import common
+from . import flags, paths, runner, table
 
 
 def parse_args(argv=None):
-    p = common.parser(__doc__)
-    common.add_prune_flags(p)
+    p = flags.parser(__doc__)
+    flags.add_prune_flags(p)
     p.add_argument("--output_dir", default=None, help="where to write (default <save_dir>/<config>_export)")
     p.add_argument("--threads", type=int, default=1, help="CPU threads for the latency measurement")
     p.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds of all models")
@@ -54,6 +54,13 @@ def sample_inputs(cfg, spec, seed=0):
 
 
 def main(argv=None):
+    """Exit status 0 (errors raise, for `runner.run`); in-process callers take the measurements from `run`."""
+    run(argv)
+    return 0
+
+
+def run(argv=None):
+    """Export and measure; returns per model its FLOPs, file size and latencies."""
     args = parse_args(argv)
     from ..config import load_config
     from ..outdir import staging_dir, swap_in
@@ -62,8 +69,8 @@ def main(argv=None):
     cfg = load_config(args.config, args.opt)
     programs, spec, exe, scope, place, plan = load_model(cfg, "infer", args)
     base = plan.meta.get("base_weights") if plan is not None else None
-    out = common.output_dir(args, args.output_dir or common.save_dir(cfg, args.config, "_export"),
-                            inputs=[common.weights_prefix(cfg), base], flag="--output_dir <another folder>")
+    out = paths.output_dir(args, args.output_dir or paths.save_dir(cfg, args.config, "_export"),
+                            inputs=[paths.weights_prefix(cfg), base], flag="--output_dir <another folder>")
     inputs = sample_inputs(cfg, spec)
     stage = staging_dir(out.path)
     try:
@@ -95,12 +102,12 @@ def _export_all(cfg, args, spec, exe, scope, place, plan, base, inputs, stage):
     use_gpu = bool(cfg.get("use_gpu")) and paddle.is_compiled_with_cuda()
     got = deploy.run(deploy.create_predictor(model, threads=args.threads, use_gpu=use_gpu), inputs)
     if len(got) != len(expected) or any(g.shape != e.shape for g, e in zip(got, expected)):
-        raise common.UsageError("Paddle Inference returns outputs of other shapes than the executor "
+        raise runner.UsageError("Paddle Inference returns outputs of other shapes than the executor "
                                 f"({[g.shape for g in got]} vs {[e.shape for e in expected]}); nothing was exported. "
                                 "Report this with the config and plan.json")
     if not all(np.allclose(g, e, rtol=1e-3, atol=1e-3) for g, e in zip(got, expected)):
         worst = max(float(np.abs(g - e).max()) for g, e in zip(got, expected) if e.size)
-        raise common.UsageError(f"Paddle Inference output differs from the executor's by up to {worst:.3g}; "
+        raise runner.UsageError(f"Paddle Inference output differs from the executor's by up to {worst:.3g}; "
                                 "nothing was exported. Export with use_gpu: false, or report this with the config "
                                 "and plan.json")
     print("Paddle Inference output matches the executor's")
@@ -147,7 +154,7 @@ def measure(models, scopes, exe, inputs, args, use_gpu):
     rows = [(label, f"{flops(spec.program) / 1e6:.1f}M", f"{os.path.getsize(prefix + '.pdiparams') / 2**20:.2f}",
              fmt(**stats[label, "network"]), fmt(**stats[label, "end to end"])) for label, (spec, prefix) in models.items()]
     where = "GPU" if use_gpu else f"CPU, {args.threads} thread(s)"
-    common.print_table(f"Paddle Inference ({where}; latency ms min / median / max over {args.rounds} interleaved "
+    table.print_table(f"Paddle Inference ({where}; latency ms min / median / max over {args.rounds} interleaved "
                        f"rounds of {args.repeat} runs; load average {load[0]:.2f} -> {load[1]:.2f}):",
                        ("model", "FLOPs (MACs)", "file MB", "network ms", "end to end ms"), rows)
     if len(models) > 1:

@@ -9,32 +9,32 @@ import os
 
 import numpy as np
 
-from . import common
+from . import flags, paths, runner
 
 
 def parse_args(argv=None):
-    p = common.OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = flags.OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model_dir", required=True, help="folder written by tools/export_model.py")
     p.add_argument("--infer_img", default=None, help="one image")
     p.add_argument("--infer_dir", default=None, help="a folder of images")
     p.add_argument("--output_dir", default="output/infer")
     p.add_argument("--draw_threshold", type=float, default=None, help="default: infer_cfg.yml's draw_threshold")
     p.add_argument("--threads", type=int, default=1)
-    common.add_overwrite_flag(p)
+    flags.add_overwrite_flag(p)
     return p.parse_args(argv)
 
 
 def images(args):
     if args.infer_img:
         if not os.path.isfile(args.infer_img):
-            raise common.UsageError(f"--infer_img '{args.infer_img}' does not exist")
+            raise runner.UsageError(f"--infer_img '{args.infer_img}' does not exist")
         return [args.infer_img]
     if args.infer_dir:
         found = sorted(f for ext in ("jpg", "jpeg", "png", "bmp") for f in glob.glob(os.path.join(args.infer_dir, f"*.{ext}")))
         if not found:
-            raise common.UsageError(f"no .jpg/.png images in --infer_dir '{args.infer_dir}'")
+            raise runner.UsageError(f"no .jpg/.png images in --infer_dir '{args.infer_dir}'")
         return found
-    raise common.UsageError("give --infer_img or --infer_dir")
+    raise runner.UsageError("give --infer_img or --infer_dir")
 
 
 def preprocess(path, steps):
@@ -74,10 +74,10 @@ def main(argv=None):
     try:
         info, steps = infer_cfg.read(args.model_dir)
     except infer_cfg.InferCfgError as e:
-        raise common.UsageError(str(e)) from None
+        raise runner.UsageError(str(e)) from None
     threshold = info.get("draw_threshold", 0.5) if args.draw_threshold is None else args.draw_threshold
     files = images(args)
-    out = common.output_dir(args, args.output_dir, inputs=[args.model_dir, *files], flag="--output_dir <another folder>")
+    out = paths.output_dir(args, args.output_dir, inputs=[args.model_dir, *files], flag="--output_dir <another folder>")
     predictor = deploy.create_predictor(os.path.join(args.model_dir, "model"), threads=args.threads)
     out.open()
     hidden = []  # the best score of each image left with no box

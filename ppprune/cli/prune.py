@@ -10,102 +10,139 @@ pruned indices, resulting shapes) and the resolved `config.yml`.
 """
 import os
 
-from . import common
+from . import common, driver, flags, paths, plans, runner, table
 
 
 def parse_args(argv=None):
-    p = common.parser(__doc__)
-    common.add_prune_flags(p)
+    p = flags.parser(__doc__)
+    flags.add_prune_flags(p)
     p.add_argument("-P", "--print_params", action="store_true", help="list prunable conv weights and exit")
     p.add_argument("--target_flops", type=float, default=None,
                    help="share of FLOPs to remove: ratios chosen from --sensitivities_file, or without one a single "
                         "ratio for every conv of --pruned_params (default: every prunable conv)")
     p.add_argument("-s", "--sensitivities_file", default=None, help="sensitivities from tools/sensitive.py")
-    common.add_train_flags(p)
+    flags.add_train_flags(p)
     return p.parse_args(argv)
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    import paddle
+    """Exit status 0 (errors raise, for `runner.run`); in-process callers take the costs from `run`."""
+    run(argv)
+    return 0
 
-    from ..config import dump_config, load_config
-    from ..engine import build_programs, distributed, load_checkpoint, load_weights
+
+def run(argv=None):
+    """Prune and fine-tune; returns the cost before and after and the output folder (None with --print_params)."""
+    args = parse_args(argv)
+    from ..config import load_config
+    from ..engine import distributed, load_weights
     from ..engine.trainer import check_train_keys
-    from ..prune import Pruner
-    from ..prune.report import format_report, prunable_params
 
     cfg = load_config(args.config, args.opt)
-    paddle.enable_static()
     if args.print_params:
-        programs = build_programs(cfg, "eval")
-        print(format_report(*prunable_params(programs.eval.program)))
-        return 0
-
-    if args.target_flops is not None and args.pruned_ratios:
-        raise common.UsageError("--target_flops chooses the ratios: drop --pruned_ratios (or drop --target_flops)")
-    params, ratios = (common.split_list(args.pruned_params) or None, None) if args.target_flops is not None \
-        else common.pruned_request(args)
-    resumed_plan = common.checked_plan(args.resume_checkpoint) if args.resume_checkpoint else None
-    if params is None and resumed_plan is None and args.target_flops is None:
-        raise common.UsageError("nothing to prune: give --pruned_params and --pruned_ratios, or --target_flops "
-                                "with --sensitivities_file (list candidates with --print_params)")
+        _print_params(cfg)
+        return
+    params, ratios, resumed_plan = _request(args)
     check_train_keys(cfg, min_iters=0)  # max_iters=0: prune without fine-tuning
     base = cfg.get("weights") or cfg.get("pretrain_weights")
-    out = common.output_dir(args, common.save_dir(cfg, args.config, "_pruned"),
-                            inputs=[None if resumed_plan else base, args.sensitivities_file],
-                            own_inputs=[args.resume_checkpoint])
-    place = distributed.setup(cfg.get("use_gpu", False))
-    programs = build_programs(cfg, "train")
-    exe, scope = paddle.static.Executor(place), paddle.static.Scope()
-    exe.run(programs.startup, scope=scope)
+    out = paths.output_dir(args, paths.save_dir(cfg, args.config, "_pruned"),
+                           inputs=[None if resumed_plan else base, args.sensitivities_file],
+                           own_inputs=[args.resume_checkpoint])
+    session = driver.setup(cfg, "train", parallel=True)
+    programs, place, _, scope = session
     if base and not resumed_plan:
         load_weights(base, scope, place, programs.param_names)
     distributed.broadcast_scope(scope, programs.param_names, place)  # the same weights select the same channels
-    before = common.cost(programs.eval.program, scope)
+    before = driver.cost(programs.eval.program, scope)
     if args.target_flops is not None and resumed_plan is None:
         params, ratios = _ratios_for_target(programs.eval.program, scope, args, params)
 
+    plan = _prune_programs(args, session, params, ratios, resumed_plan)
+    plan.meta.update(config=os.path.abspath(args.config), base_weights=base, overrides=args.opt)
+    start_iter = _resume(args, session, plan)
+    if distributed.ranks().parallel:
+        _check_ranks_agree(plan, scope, programs.param_names)
+    data = driver.loaders(cfg, args.eval) if cfg["max_iters"] > start_iter else None
+    after = driver.cost(programs.eval.program, scope)
+    for s in plan.skipped:
+        print(f"skipped {s['param']}: {s['reason']}")
+    _print_costs(before, after, plan)
+    _save_and_fine_tune(cfg, session, out, plan, start_iter, data)
+    return {"before": before, "after": after, "out": out.path}
+
+
+def _print_params(cfg):
+    import paddle
+
+    from ..engine import build_programs
+    from ..prune.report import format_report, prunable_params
+
+    paddle.enable_static()
+    print(format_report(*prunable_params(build_programs(cfg, "eval").eval.program)))
+
+
+def _request(args):
+    """(params, ratios, resumed plan) the flags ask for; ratios are None while --target_flops is to choose them."""
+    if args.target_flops is not None and args.pruned_ratios:
+        raise runner.UsageError("--target_flops chooses the ratios: drop --pruned_ratios (or drop --target_flops)")
+    params, ratios = (flags.split_list(args.pruned_params) or None, None) if args.target_flops is not None \
+        else common.pruned_request(args)
+    resumed_plan = plans.checked_plan(args.resume_checkpoint) if args.resume_checkpoint else None
+    if params is None and resumed_plan is None and args.target_flops is None:
+        raise runner.UsageError("nothing to prune: give --pruned_params and --pruned_ratios, or --target_flops "
+                                "with --sensitivities_file (list candidates with --print_params)")
+    return params, ratios, resumed_plan
+
+
+def _prune_programs(args, session, params, ratios, resumed_plan):
+    """Prune the train program (weights too, unless resuming: the checkpoint holds them) and reshape the eval
+    program alike; returns the plan."""
+    from ..prune import Pruner
+
+    programs, place, _, scope = session
     pruner = Pruner(args.prune_criterion, args.idx_selector)
     if resumed_plan is not None:
-        common.check_against_plan(resumed_plan, params, ratios)
+        plans.check_against_plan(resumed_plan, params, ratios)
         train, _, _ = pruner.apply_plan(programs.train.program, scope, resumed_plan, place=place, only_graph=True)
     else:
         ratios = _round_ratios(programs.train.program, params, ratios, args.round_to)
         train, _, _ = pruner.prune(programs.train.program, scope, params, ratios, place=place)
-    plan = pruner.plan
-    plan.meta.update(config=os.path.abspath(args.config), base_weights=base, overrides=args.opt)
-    programs.train = common.remap(programs.train, pruner, train)
-    programs.eval = common.apply_saved_plan(programs.eval, scope, plan, place)
-    start_iter = 0
-    if args.resume_checkpoint:
-        common.resize_scope(scope, plan, place)  # the checkpoint holds the pruned shapes
-        start_iter = load_checkpoint(args.resume_checkpoint, scope, place, programs.param_names, programs.opt_names)["iter"]
-    if distributed.ranks().parallel:
-        _check_ranks_agree(plan, scope, programs.param_names)
-    max_iters = cfg["max_iters"]
-    data = common.loaders(cfg, args.eval) if max_iters > start_iter else None
-    after = common.cost(programs.eval.program, scope)
-    for s in plan.skipped:
-        print(f"skipped {s['param']}: {s['reason']}")
-    _print_costs(before, after, plan)
+    programs.train = plans.remap(programs.train, pruner, train)
+    programs.eval = plans.apply_saved_plan(programs.eval, scope, pruner.plan, place)
+    return pruner.plan
 
+
+def _resume(args, session, plan):
+    """The iteration to start from: the resumed checkpoint's (loaded into the pruned shapes), else 0."""
+    from ..engine import load_checkpoint
+
+    if not args.resume_checkpoint:
+        return 0
+    programs, place, _, scope = session
+    plans.resize_scope(scope, plan, place)  # the checkpoint holds the pruned shapes
+    return load_checkpoint(args.resume_checkpoint, scope, place, programs.param_names, programs.opt_names)["iter"]
+
+
+def _save_and_fine_tune(cfg, session, out, plan, start_iter, data):
+    """Write the plan and config (rank 0), then fine-tune with `data`, or without data save the pruned weights."""
+    from ..config import dump_config
+    from ..engine import distributed
+    from ..engine.checkpoint import save_checkpoint
+
+    programs, _, exe, scope = session
     meta = {"plan_sha1": plan.digest()}
     if distributed.is_main():  # everything is validated: from here on rank 0 writes
         out.open()
-        plan.save(os.path.join(out.path, common.PLAN_FILE))
+        plan.save(os.path.join(out.path, plans.PLAN_FILE))
         dump_config(cfg, os.path.join(out.path, "config.yml"))
         _remove_stale_checkpoints(out, meta["plan_sha1"])
-    if data is None:
-        from ..engine.checkpoint import save_checkpoint
-
-        if distributed.is_main():
-            save_checkpoint(os.path.join(out.path, "model_final"), scope, programs.param_names, programs.opt_names,
-                            {**meta, "iter": start_iter})
-        print(f"no fine-tuning (max_iters={max_iters}); pruned weights in {out.path}/model_final")
-    else:
-        common.train(cfg, programs, exe, scope, out.path, start_iter, data, "fine-tuning (plan.json beside)", meta)
-    return {"before": before, "after": after, "out": out.path}
+    if data is not None:
+        driver.train(cfg, programs, exe, scope, out.path, start_iter, data, "fine-tuning (plan.json beside)", meta)
+        return
+    if distributed.is_main():
+        save_checkpoint(os.path.join(out.path, "model_final"), scope, programs.param_names, programs.opt_names,
+                        {**meta, "iter": start_iter})
+    print(f"no fine-tuning (max_iters={cfg['max_iters']}); pruned weights in {out.path}/model_final")
 
 
 def _remove_stale_checkpoints(out, digest):
@@ -159,7 +196,7 @@ def _ratios_for_target(program, scope, args, params):
         return _uniform_for_target(program, scope, args, params)
     sens = load_sensitivities(args.sensitivities_file)
     if not sens:
-        raise common.UsageError(f"no sensitivities in '{args.sensitivities_file}': run tools/sensitive.py first")
+        raise runner.UsageError(f"no sensitivities in '{args.sensitivities_file}': run tools/sensitive.py first")
     if params:
         sens = {p: v for p, v in sens.items() if p in params}
     ratios = ratios_for_flops(program, sens, args.target_flops, round_to=args.round_to, scope=scope,
@@ -186,6 +223,6 @@ def _print_costs(before, after, plan):
         ("FLOPs (MACs)", f"{before['flops'] / 1e6:.2f}M", f"{after['flops'] / 1e6:.2f}M", f"{1 - after['flops'] / before['flops']:.1%}"),
         ("parameters", f"{before['params'] / 1e6:.3f}M", f"{after['params'] / 1e6:.3f}M", f"{1 - after['params'] / before['params']:.1%}"),
     ]
-    common.print_table("pruning:", ("", "before", "after", "removed"), rows)
+    table.print_table("pruning:", ("", "before", "after", "removed"), rows)
     for e in plan.entries:
         print(f"  {e['param']}: {e['size']} -> {e['size'] - len(e['pruned'])} channels (ratio {e['ratio']:g})")

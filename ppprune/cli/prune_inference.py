@@ -11,7 +11,7 @@ The model is opened in the PIR IR (a `.pdmodel` is translated) unless `--ir lega
 import argparse
 import os
 
-from . import common
+from . import common, flags, runner, table
 
 
 def parse_args(argv=None):
@@ -20,7 +20,7 @@ def parse_args(argv=None):
     p.add_argument("--ir", choices=["pir", "legacy"], default="pir", help="IR to open and save the model in")
     p.add_argument("-P", "--print_params", action="store_true", help="list prunable conv weights and exit")
     p.add_argument("--output_dir", default=None, help="new folder for the pruned model and plan.json")
-    common.add_prune_flags(p)
+    flags.add_prune_flags(p)
     return p.parse_args(argv)
 
 
@@ -36,15 +36,15 @@ def main(argv=None):
         print(format_report(*prunable_params(model.program)))
         return 0
     if not args.output_dir:
-        raise common.UsageError("give --output_dir: a new folder for the pruned model (never the input's)")
+        raise runner.UsageError("give --output_dir: a new folder for the pruned model (never the input's)")
     source = os.path.dirname(os.path.abspath(model.model_file))
     if os.path.abspath(args.output_dir) == source:
-        raise common.UsageError(f"--output_dir is the input model's folder ({source}): choose another folder")
-    if common.split_list(args.pruned_params) == ["all"]:
+        raise runner.UsageError(f"--output_dir is the input model's folder ({source}): choose another folder")
+    if flags.split_list(args.pruned_params) == ["all"]:
         args.pruned_params = ",".join(conv_weights(view_of(model.program)))
     params, ratios = common.pruned_request(args)
     if params is None:
-        raise common.UsageError("nothing to prune: give --pruned_params (or 'all') and --pruned_ratios")
+        raise runner.UsageError("nothing to prune: give --pruned_params (or 'all') and --pruned_ratios")
     if args.round_to > 1:
         from .prune import _round_ratios
 
@@ -59,7 +59,7 @@ def main(argv=None):
     after = _cost(pruned, model.scope)
     for s in pruner.plan.skipped:
         print(f"skipped {s['param']}: {s['reason']}")
-    common.print_table(f"pruned model written to {args.output_dir}", ("", "before", "after"),
+    table.print_table(f"pruned model written to {args.output_dir}", ("", "before", "after"),
                        [("FLOPs (MACs)", before["flops"], after["flops"]),
                         ("params", f"{before['params']:,}", f"{after['params']:,}")])
     return 0

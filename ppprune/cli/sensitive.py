@@ -14,11 +14,11 @@ into its own resumable file and rank 0 merges them when all are done (rerun the 
 """
 import os
 
-from . import common
+from . import flags, paths, plans, runner
 
 
 def parse_args(argv=None):
-    p = common.parser(__doc__)
+    p = flags.parser(__doc__)
     p.add_argument("-p", "--pruned_params", default=None, help="conv weights to analyse (default: all prunable)")
     p.add_argument("--pruned_ratios", default=None, help="ratios to try on each weight (default 0.1 ... 0.9)")
     p.add_argument("-s", "--sensitivities_file", default=None, help="results file (resumed if it exists)")
@@ -47,7 +47,7 @@ def _shard(params, text):
         i, n = (int(v) for v in text.split("/"))
         assert 0 <= i < n
     except (ValueError, AssertionError):
-        raise common.UsageError(f"--shard '{text}' must be I/N with 0 <= I < N, e.g. 0/2") from None
+        raise runner.UsageError(f"--shard '{text}' must be I/N with 0 <= I < N, e.g. 0/2") from None
     return params[i::n], f".shard{i}of{n}"
 
 
@@ -62,13 +62,12 @@ def main(argv=None):
     cfg = load_config(args.config, args.opt)
     ranks = distributed.ranks()
     if ranks.parallel and (args.shard or args.merge):
-        raise common.UsageError("under paddle.distributed.launch each rank takes its shard and rank 0 merges: "
+        raise runner.UsageError("under paddle.distributed.launch each rank takes its shard and rank 0 merges: "
                                 "drop --shard/--merge (or run them in one process)")
     if args.eval_batches is not None and args.eval_batches < 1:
-        raise common.UsageError(f"--eval_batches {args.eval_batches}: give a positive number of batches")
-    out = common.output_dir(args, common.save_dir(cfg, args.config, "_sensitivity"), inputs=[cfg.get("weights")])
-    distributed.setup(cfg.get("use_gpu", False))
-    programs, spec, exe, scope, place, plan = load_model(cfg, "eval", None)
+        raise runner.UsageError(f"--eval_batches {args.eval_batches}: give a positive number of batches")
+    out = paths.output_dir(args, paths.save_dir(cfg, args.config, "_sensitivity"), inputs=[cfg.get("weights")])
+    _, spec, exe, scope, place, _ = load_model(cfg, "eval", None, parallel=True)
     if ranks.parallel:
         args.shard = f"{ranks.rank}/{ranks.world}"
         sens = _analyse(cfg, args, out, spec, exe, scope, place)
@@ -119,7 +118,7 @@ def _analyse(cfg, args, out, spec, exe, scope, place):
     evaluator = build_evaluator(cfg, dataset)
 
     def eval_func(program):
-        return eval_loop(common.remap_program(spec, program), exe, scope, loader, evaluator)[evaluator.key]
+        return eval_loop(plans.remap_program(spec, program), exe, scope, loader, evaluator)[evaluator.key]
 
     if distributed.is_main():  # everything is validated: from here on the run writes
         out.open()
@@ -134,7 +133,7 @@ def _units(args, spec):
     a concat + add) is measured once."""
     from ..prune.report import prunable_params
 
-    return [[n] for n in common.split_list(args.pruned_params)] or [
+    return [[n] for n in flags.split_list(args.pruned_params)] or [
         [r["name"]] + r.get("merged", []) for r in prunable_params(spec.program)[0]]
 
 
@@ -171,7 +170,7 @@ def _grid(text):
     """--pruned_ratios as the ratios to try (None: the default grid)."""
     from ..core.request import parse_ratios
 
-    return parse_ratios(common.split_list(text), "--pruned_ratios", above_zero=True) or None
+    return parse_ratios(flags.split_list(text), "--pruned_ratios", above_zero=True) or None
 
 
 def _save_merged(sens, path):

@@ -7,34 +7,35 @@ Outputs go to `<save_dir>/<config name>/`: `<iter>.pdparams/.pdopt` snapshots, `
 """
 import os
 
-from . import common
+from . import driver, flags, paths
 
 
 def parse_args(argv=None):
-    p = common.parser(__doc__)
-    common.add_train_flags(p)
+    p = flags.parser(__doc__)
+    flags.add_train_flags(p)
     return p.parse_args(argv)
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    import paddle
+    """Exit status 0 (errors raise, for `runner.run`); in-process callers take the result from `run`."""
+    run(argv)
+    return 0
 
+
+def run(argv=None):
+    """Train; returns the best eval result (None without --eval) and the output folder."""
+    args = parse_args(argv)
     from ..config import dump_config, load_config
-    from ..engine import build_programs, distributed, load_checkpoint, load_weights
+    from ..engine import distributed, load_checkpoint, load_weights
     from ..engine.trainer import check_train_keys
 
     cfg = load_config(args.config, args.opt)
     check_train_keys(cfg)
-    paddle.enable_static()
-    place = distributed.setup(cfg.get("use_gpu", False))
     weights = None if args.resume_checkpoint else cfg.get("weights") or cfg.get("pretrain_weights")
-    out = common.output_dir(args, common.save_dir(cfg, args.config), inputs=[weights],
-                            own_inputs=[args.resume_checkpoint])
+    out = paths.output_dir(args, paths.save_dir(cfg, args.config), inputs=[weights],
+                           own_inputs=[args.resume_checkpoint])
 
-    programs = build_programs(cfg, "train")
-    exe, scope = paddle.static.Executor(place), paddle.static.Scope()
-    exe.run(programs.startup, scope=scope)
+    programs, place, exe, scope = driver.setup(cfg, "train", parallel=True)
     start_iter = 0
     if args.resume_checkpoint:
         start_iter = load_checkpoint(args.resume_checkpoint, scope, place, programs.param_names, programs.opt_names)["iter"]
@@ -42,10 +43,10 @@ def main(argv=None):
     elif weights:
         load_weights(weights, scope, place, programs.param_names)
     distributed.broadcast_scope(scope, programs.param_names + programs.opt_names, place)
-    data = common.loaders(cfg, args.eval)
+    data = driver.loaders(cfg, args.eval)
 
     if distributed.is_main():  # everything is validated: from here on rank 0 writes
         out.open()
         dump_config(cfg, os.path.join(out.path, "config.yml"))
-    best = common.train(cfg, programs, exe, scope, out.path, start_iter, data)
+    best = driver.train(cfg, programs, exe, scope, out.path, start_iter, data)
     return {"best": best, "save_dir": out.path}

@@ -4,7 +4,13 @@
 """
 import numpy as np
 
+from ..config.loader import ConfigError
+from ..registry import Registry
 
+EVALUATORS = Registry("metric", error=ConfigError)  # the config's `metric:` names one
+
+
+@EVALUATORS.register(name="VOC")
 class VOCEvaluator:
     key = "mAP"
 
@@ -25,6 +31,7 @@ class VOCEvaluator:
         return {"mAP": self.metric.accumulate(), "per_class": self.metric.summary()}
 
 
+@EVALUATORS.register(name="accuracy")
 class AccuracyEvaluator:
     key = "acc"
 
@@ -43,6 +50,7 @@ class AccuracyEvaluator:
         return {"acc": self.correct / max(self.total, 1)}
 
 
+@EVALUATORS.register(name="COCO")
 class COCOEvaluator:
     """COCO mAP@[.5:.95] (pycocotools) for a `COCODataSet`; AP50 and the rest under `stats`."""
 
@@ -64,12 +72,11 @@ class COCOEvaluator:
         return {"mAP": self.metric.accumulate(), "stats": self.metric.stats, "per_class": self.metric.summary_text}
 
 
-EVALUATORS = {"VOC": VOCEvaluator, "COCO": COCOEvaluator, "accuracy": AccuracyEvaluator}
-
-
 def build_evaluator(cfg, dataset):
     """`metric: VOC` (kwargs from an optional `VOCMetric` section), `metric: COCO` or `metric: accuracy`."""
     kind = cfg.get("metric", "VOC")
-    if kind not in EVALUATORS:
-        raise ValueError(f"unknown metric '{kind}'; known: {', '.join(EVALUATORS)}")
-    return EVALUATORS[kind](dataset, **(cfg.get("VOCMetric") or {})) if kind == "VOC" else EVALUATORS[kind](dataset)
+    try:
+        evaluator = EVALUATORS.get(kind)
+    except ConfigError as e:
+        raise ConfigError(f"config key 'metric': {e}") from None
+    return evaluator(dataset, **(cfg.get("VOCMetric") or {})) if kind == "VOC" else evaluator(dataset)

@@ -1,0 +1,49 @@
+"""Command-line flags the tools share, and the one way they split lists."""
+import argparse
+import re
+import sys
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one line with the fix, like every other error of the tools."""
+
+    def error(self, message):
+        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
+
+
+def parser(doc):
+    p = OneLineParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-c", "--config", required=True, help="YAML config file")
+    p.add_argument("-o", "--opt", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                   help="override config entries, e.g. -o weights=output/x/model_final max_iters=100")
+    add_overwrite_flag(p)
+    return p
+
+
+def add_overwrite_flag(p):
+    p.add_argument("--overwrite", action="store_true",
+                   help="write into an output folder holding files ppprune did not write (they may be replaced)")
+
+
+def add_train_flags(p):
+    p.add_argument("--eval", action="store_true", help="evaluate at every snapshot and keep best_model")
+    p.add_argument("-r", "--resume_checkpoint", default=None, help="checkpoint prefix to resume from")
+
+
+def add_prune_flags(p):
+    p.add_argument("-p", "--pruned_params", default=None,
+                   help="conv weights to prune, comma or space separated (see --print_params)")
+    p.add_argument("--pruned_ratios", default=None,
+                   help="share of channels to remove per weight, in [0, 1): one ratio, or one per weight")
+    from ..core.criteria import CRITERIA
+    from ..core.selectors import SELECTORS
+
+    p.add_argument("--prune_criterion", default="l1_norm", choices=CRITERIA.names())
+    p.add_argument("--idx_selector", default="default_idx_selector", choices=SELECTORS.names())
+    p.add_argument("--round_to", type=int, default=1, help="keep remaining channel counts multiples of N")
+
+
+def split_list(text):
+    """'a,b c' -> ['a', 'b', 'c']: commas and spaces both separate, in every tool."""
+    return [t for t in re.split(r"[,\s]+", text.strip()) if t] if text else []
