@@ -39,15 +39,6 @@ def export_network(program, feeds, outputs, scope, exe, folder):
     return prefix
 
 
-def copy_scope(scope, names):
-    out = paddle.static.Scope()
-    for n in names:
-        var = scope.find_var(n)
-        if var is not None and var.get_tensor()._is_initialized():
-            out.var(n).get_tensor().set(np.array(var.get_tensor()), paddle.CPUPlace())
-    return out
-
-
 def activation_elements(program):
     """Elements of every tensor the network writes (batch 1): the memory traffic that depthwise convs,
     norms, activations and concats spend their time on. It falls linearly with the channels kept, while
@@ -94,9 +85,10 @@ def main(argv=None):
                                                os.path.join(tmp, "original"))}
         for row in args.rows:
             target, multiple = float(row.split(":")[0]), int(row.split(":")[1])
-            ratios = uniform_ratios(spec.program, params, target, scope=scope, round_to=multiple, tolerance=0.02)
+            pruned_scope = paddle.static.Scope()  # fresh initial values: the channel counts are what matter
+            exe.run(programs.startup, scope=pruned_scope)
+            ratios = uniform_ratios(spec.program, params, target, scope=pruned_scope, round_to=multiple, tolerance=0.02)
             pruner = Pruner()
-            pruned_scope = copy_scope(scope, programs.param_names)
             pruned, _, _ = pruner.prune(spec.program, pruned_scope, list(ratios), list(ratios.values()))
             label = f"-{target:.0%} FLOPs, channels multiple of {multiple}"
             kept = [e["size"] - len(e["pruned"]) for e in pruner.plan.entries]

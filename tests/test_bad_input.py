@@ -347,19 +347,26 @@ def api_demo_without_skimage(tmp):
     return ensure_demo_voc, (str(tmp / "demo"),), {"num_train": 2, "num_val": 1, "image_size": 64}, None, None
 
 
+# The public API's bad input, by what it is given: the static pruner, sensitivities, a dygraph Layer,
+# files written by someone else, an optional dependency that is missing.
 API_CASES = [
+    # prune
     ("prune-lazy-only_graph", api_lazy_only_graph, PruneError, "changes nothing|would change nothing"),
     ("prune-already-pruned-scope", api_pruned_scope, PruneError, "pruned already"),
     ("prune-uninitialised-param", api_uninitialised, PruneError, "never initialised"),
     ("prune-ratio-one", api_ratio_one, PruneError, "outside"),
     ("prune-unknown-param", api_unknown_param, PruneError, "unknown parameter"),
+    # sensitivity
     ("sensitivity-nan", api_sensitivity_nan, PruneError, "finite number"),
     ("sensitivity-non-number", api_sensitivity_non_number, PruneError, "must return one number"),
+    ("ratios_for_flops-round_to", api_ratios_for_flops_round_to, PruneError, "positive integer"),
+    # dygraph
     ("dygraph-no-batch-dim", api_dygraph_no_batch_dim, PruneError, "batch dimension"),
     ("dygraph-wrong-channels", api_dygraph_wrong_channels, PruneError, "4 input channels, but it takes 3"),
+    # files
     ("plan-load-truncated", api_plan_truncated, PruneError, "not a readable plan"),
     ("load_sensitivities-truncated", api_sensitivities_truncated, PruneError, "not a readable sensitivities file"),
-    ("ratios_for_flops-round_to", api_ratios_for_flops_round_to, PruneError, "positive integer"),
+    # data
     ("demo-data-without-skimage", api_demo_without_skimage, MissingDependency, r"ppprune\[data\]"),
 ]
 

@@ -133,15 +133,11 @@ def test_voc_metric_on_dataset_records(tmp_path):
 
 def tiny_coco(path):
     """Two images; categories 3 and 7; GT boxes of area 10000 and 2500 (COCO xywh)."""
-    coco = {
-        "images": [{"id": 11, "file_name": "a.jpg", "width": 200, "height": 200},
-                   {"id": 22, "file_name": "b.jpg", "width": 200, "height": 200}],
-        "categories": [{"id": 3, "name": "cat"}, {"id": 7, "name": "dog"}],
-        "annotations": [
-            {"id": 1, "image_id": 11, "category_id": 3, "bbox": [0, 0, 100, 100], "area": 10000, "iscrowd": 0},
-            {"id": 2, "image_id": 22, "category_id": 7, "bbox": [100, 100, 50, 50], "area": 2500, "iscrowd": 0},
-        ],
-    }
+    boxes = [(11, 3, [0, 0, 100, 100]), (22, 7, [100, 100, 50, 50])]
+    coco = {"images": [{"id": i, "file_name": f"{n}.jpg", "width": 200, "height": 200} for i, n in ((11, "a"), (22, "b"))],
+            "categories": [{"id": 3, "name": "cat"}, {"id": 7, "name": "dog"}],
+            "annotations": [{"id": k + 1, "image_id": i, "category_id": c, "bbox": b, "area": b[2] * b[3], "iscrowd": 0}
+                            for k, (i, c, b) in enumerate(boxes)]}
     path.write_text(json.dumps(coco))
     return str(path)
 

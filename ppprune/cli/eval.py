@@ -5,7 +5,7 @@
 """
 from typing import Any, NamedTuple
 
-from . import common, driver, flags, paths, plans
+from . import common, driver, flags, paths, plans, runner
 
 
 def parse_args(argv=None):
@@ -49,12 +49,6 @@ def load_model(cfg, mode, args, parallel=False):
     return LoadedModel(programs, spec, exe, scope, place, plan)
 
 
-def main(argv=None):
-    """Exit status 0 (errors raise, for `runner.run`); in-process callers take the metrics from `run`."""
-    run(argv)
-    return 0
-
-
 def run(argv=None):
     """Evaluate; returns the evaluator's result (e.g. `mAP`)."""
     args = parse_args(argv)
@@ -74,3 +68,6 @@ def run(argv=None):
     if result.get("per_class"):
         print(result["per_class"])
     return result
+
+
+main = runner.exit_zero(run)

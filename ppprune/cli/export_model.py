@@ -53,12 +53,6 @@ def sample_inputs(cfg, spec, seed=0):
     return {k: inputs[k] for k in spec.feeds}
 
 
-def main(argv=None):
-    """Exit status 0 (errors raise, for `runner.run`); in-process callers take the measurements from `run`."""
-    run(argv)
-    return 0
-
-
 def run(argv=None):
     """Export and measure; returns per model its FLOPs, file size and latencies."""
     args = parse_args(argv)
@@ -164,3 +158,6 @@ def measure(models, scopes, exe, inputs, args, use_gpu):
             if warning:
                 print(f"{part}: {warning}")
     return rows, stats
+
+
+main = runner.exit_zero(run)

@@ -25,12 +25,6 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def main(argv=None):
-    """Exit status 0 (errors raise, for `runner.run`); in-process callers take the costs from `run`."""
-    run(argv)
-    return 0
-
-
 def run(argv=None):
     """Prune and fine-tune; returns the cost before and after and the output folder (None with --print_params)."""
     args = parse_args(argv)
@@ -226,3 +220,6 @@ def _print_costs(before, after, plan):
     table.print_table("pruning:", ("", "before", "after", "removed"), rows)
     for e in plan.entries:
         print(f"  {e['param']}: {e['size']} -> {e['size'] - len(e['pruned'])} channels (ratio {e['ratio']:g})")
+
+
+main = runner.exit_zero(run)

@@ -8,6 +8,17 @@ class UsageError(ValueError):
     """Bad command-line input; the message says what is wrong and how to fix it."""
 
 
+def exit_zero(run_fn):
+    """A tool's `main(argv)` from its `run(argv)`: exit status 0 (errors raise, for `run` below), while
+    in-process callers (the demo, the bench scripts) call `run` for what it returns."""
+    def main(argv=None):
+        run_fn(argv)
+        return 0
+
+    main.__doc__ = f"{run_fn.__doc__} Exit status 0."
+    return main
+
+
 def run(main_fn):
     """Run a tool's `main`; returns its exit status, or exits with 2 on an error the user can fix."""
     from ..config.loader import ConfigError, ConfigValueError

@@ -7,19 +7,13 @@ Outputs go to `<save_dir>/<config name>/`: `<iter>.pdparams/.pdopt` snapshots, `
 """
 import os
 
-from . import driver, flags, paths
+from . import driver, flags, paths, runner
 
 
 def parse_args(argv=None):
     p = flags.parser(__doc__)
     flags.add_train_flags(p)
     return p.parse_args(argv)
-
-
-def main(argv=None):
-    """Exit status 0 (errors raise, for `runner.run`); in-process callers take the result from `run`."""
-    run(argv)
-    return 0
 
 
 def run(argv=None):
@@ -50,3 +44,6 @@ def run(argv=None):
         dump_config(cfg, os.path.join(out.path, "config.yml"))
     best = driver.train(cfg, programs, exe, scope, out.path, start_iter, data)
     return {"best": best, "save_dir": out.path}
+
+
+main = runner.exit_zero(run)

@@ -154,9 +154,8 @@ class PirView(GraphView):
         if raw.name().startswith("pd_op.") and raw.num_regions() == 0:  # ops with blocks have no slot names
             in_names, out_names = raw.get_input_names(), raw.get_output_names()
         ins = {}
-        for i, v in enumerate(raw.operands_source()):
-            slot = in_names[i] if in_names and i < len(in_names) else f"operand{i}"
-            if not v.initialized():
+        for slot, v in _by_slot(raw.operands_source(), in_names, "operand"):
+            if v is None:
                 ins[slot] = []
                 continue
             src = v.get_defining_op()
@@ -169,9 +168,8 @@ class PirView(GraphView):
                 k = self._key(v)
                 ins[slot] = [self._alias_of.get(k, k)]
         outs = {}
-        for i, r in enumerate(raw.results()):
-            slot = out_names[i] if out_names and i < len(out_names) else f"result{i}"
-            if not r.initialized():
+        for slot, r in _by_slot(raw.results(), out_names, "result"):
+            if r is None:
                 outs[slot] = []
                 continue
             pieces = split_of.get(r.id)
@@ -327,3 +325,10 @@ class PirView(GraphView):
                 user.inputs[s] = [new_key if k == key else k for k in ks]
             user.forget_attr(slot)
             self.consumers.setdefault(new_key, []).append(user)
+
+
+def _by_slot(values, names, prefix):
+    """(slot, value) for an op's operands or results, slots named as the op's YAML names them (else
+    `prefix` + position); a value left out (an optional input) is None."""
+    for i, v in enumerate(values):
+        yield (names[i] if names and i < len(names) else f"{prefix}{i}"), (v if v.initialized() else None)
