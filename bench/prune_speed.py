@@ -65,7 +65,7 @@ def main():
                 pruner = Pruner()
                 pruner.prune(main_prog, scope, convs, [0.3] * len(convs))
                 times.append(time.perf_counter() - start)
-            removed = sum(len(e["pruned"]) for e in pruner.plan.entries)
+            removed = sum(len(e.pruned) for e in pruner.plan.entries)
             mbytes = sum(np.array(scope.find_var(n).get_tensor()).nbytes for n in pruner.plan.tensors) / 2**20
             rows.append((name, n_ops, len(convs), removed, min(times), np.median(times), min(graph_times), mbytes))
     print(f"ir={args.ir}  load average before: {load[0]:.2f}  after: {os.getloadavg()[0]:.2f} (another job on the 2 cores slows every row)")

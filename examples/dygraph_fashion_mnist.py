@@ -117,7 +117,7 @@ def main():
     after = evaluate(net, test_data)
     print(f"FLOPs before pruning: {flops}, after: {pruned}")
     print(f"pruned FLOPs: {plan.pruned_flops:.2%} (measured {1 - pruned / flops:.2%})")
-    print("pruned channels: " + ", ".join(f"{e['param']} -{len(e['pruned'])}/{e['size']}" for e in plan.entries))
+    print("pruned channels: " + ", ".join(f"{e.param} -{len(e.pruned)}/{e.size}" for e in plan.entries))
 
     start = time.time()
     train(net, opt, train_data, args.finetune_epochs, args.batch_size, rng)

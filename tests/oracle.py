@@ -106,11 +106,11 @@ def check(net, input_shape, params, ratios, ir, criterion="l1_norm", selector="d
         pruned, _, _ = pruner.prune(main, real_scope, params, ratios)
         (got,) = run(exe, pruned, real_scope, feed, [pruner.lookup(out)])
 
-        assert [e["pruned"] for e in lazy.plan.entries] == [e["pruned"] for e in pruner.plan.entries]
+        assert [e.pruned for e in lazy.plan.entries] == [e.pruned for e in pruner.plan.entries]
         assert got.shape == zeroed.shape
         # float32 sums over fewer channels round differently: tolerance scales with the activations
         np.testing.assert_allclose(got, zeroed, rtol=1e-4, atol=atol * max(1.0, float(np.abs(zeroed).max())))
-        if any(e["pruned"] for e in pruner.plan.entries):
+        if any(e.pruned for e in pruner.plan.entries):
             assert not np.allclose(orig, zeroed), "pruning removed channels but changed nothing"
         check_recorded_shapes(exe, pruned, real_scope, feed)
         if infer_dir is not None:

@@ -99,7 +99,7 @@ def test_pruned_layer_equals_zeroed_original(name, tmp_path):
 
     flops = dygraph_flops(model, SHAPE)
     plan = pruner.prune_vars(ratios)
-    assert [e["pruned"] for e in plan.entries] == [e["pruned"] for e in lazy.entries]
+    assert [e.pruned for e in plan.entries] == [e.pruned for e in lazy.entries]
     got = model(paddle.to_tensor(x)).numpy()
     np.testing.assert_allclose(got, zeroed, rtol=1e-4, atol=1e-4)
     assert_attrs_true(model)
@@ -120,7 +120,7 @@ def test_depthwise_follows_its_producer(caplog):
     dw = model.conv2_1._depthwise_conv[0]
     assert dw._groups == 8
     plan = pruner.prune_vars({"conv1.0.weight": 0.5})  # structured name of conv2d_0.w_0
-    assert plan.entries[0]["param"] == "conv2d_0.w_0"
+    assert plan.entries[0].param == "conv2d_0.w_0"
     assert dw.weight.shape[0] == dw._groups == dw._in_channels == dw._out_channels == 4
     assert "groups=4" in repr(dw)
     summary = paddle.summary(model, tuple(SHAPE))
@@ -130,7 +130,7 @@ def test_depthwise_follows_its_producer(caplog):
 
     dw_name = dw.weight.name
     plan = pruner.prune_vars({dw_name: 0.5})
-    assert plan.entries[0]["follows"] == ["conv2d_0.w_0"]
+    assert plan.entries[0].follows == ["conv2d_0.w_0"]
     assert model.conv1[0].weight.shape[0] == 4
     assert "conv2d_0.w_0" in caplog.text and dw_name in caplog.text
 
@@ -283,12 +283,12 @@ def test_sensitive_prune_reaches_flops_and_keeps_skip_vars(tmp_path):
     flops = dygraph_flops(model, SHAPE)
     plan = pruner.sensitive_prune(0.4, skip_vars=skip, align=2)
     assert skip == [convs[-1]]
-    pruned = {e["param"] for e in plan.entries}
+    pruned = {e.param for e in plan.entries}
     assert convs[-1] not in pruned and "conv2d_1.w_0" not in pruned
     assert plan.pruned_flops == pytest.approx(0.4, abs=0.01)  # ratios_for_flops tolerance
     assert dygraph_flops(model, SHAPE) == pytest.approx(flops * (1 - plan.pruned_flops))
     for e in plan.entries:
-        assert (e["size"] - len(e["pruned"])) % 2 == 0
+        assert (e.size - len(e.pruned)) % 2 == 0
     assert_attrs_true(model)
 
 

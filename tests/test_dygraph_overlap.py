@@ -33,7 +33,7 @@ def test_every_conv_at_one_ratio(name, tmp_path):
     zeroed = model(paddle.to_tensor(x)).numpy()
     lazy.restore(model)
     plan = pruner.prune_vars(ratios)
-    assert [e["pruned"] for e in plan.entries] == [e["pruned"] for e in lazy.entries]
+    assert [e.pruned for e in plan.entries] == [e.pruned for e in lazy.entries]
     assert plan.pruned_flops > 0.2
     got = model(paddle.to_tensor(x)).numpy()
     np.testing.assert_allclose(got, zeroed, rtol=1e-4, atol=1e-4 * max(1.0, float(np.abs(zeroed).max())))

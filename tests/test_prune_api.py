@@ -84,7 +84,7 @@ def test_coupled_params_with_same_ratio_prune_once():
     main, scope, *_ = seed_net()
     pruner = Pruner()
     pruner.prune(main, scope, ["conv1_weights", "conv2_weights", "conv4_weights"], [0.5, 0.5, 0.5])
-    assert [e["param"] for e in pruner.plan.entries] == ["conv1_weights"]
+    assert [e.param for e in pruner.plan.entries] == ["conv1_weights"]
     assert np.array(scope.find_var("conv4_weights").get_tensor()).shape == (4, 8, 3, 3)
 
 
@@ -169,10 +169,10 @@ def test_grouped_conv_loses_whole_groups():
     pruner = Pruner()
     pruned, _, _ = pruner.prune(main, scope, ["reduce_weights"], [0.3])
     (entry,) = pruner.plan.entries
-    assert len(entry["pruned"]) % 4 == 0 and sorted({i // 4 for i in entry["pruned"]}) == sorted({i // 4 for i in entry["pruned"]})
-    groups = {i // 4 for i in entry["pruned"]}
-    assert all({g * 4 + j for j in range(4)} <= set(entry["pruned"]) for g in groups)
-    assert param_shapes(pruned)["group_weights"][0] == 16 - len(entry["pruned"])
+    assert len(entry.pruned) % 4 == 0 and sorted({i // 4 for i in entry.pruned}) == sorted({i // 4 for i in entry.pruned})
+    groups = {i // 4 for i in entry.pruned}
+    assert all({g * 4 + j for j in range(4)} <= set(entry.pruned) for g in groups)
+    assert param_shapes(pruned)["group_weights"][0] == 16 - len(entry.pruned)
 
 
 @pytest.mark.parametrize("target_ir", ["legacy", "pir"])

@@ -19,7 +19,7 @@ def test_architecture(arch, ir, tmp_path):
     net, shape = nets.ARCHITECTURES[arch]
     params = _all_convs(net, shape, ir)
     pruner = oracle.check(net, shape, params, [0.4] * len(params), ir, infer_dir=str(tmp_path))
-    assert sum(len(e["pruned"]) for e in pruner.plan.entries) > 0
+    assert sum(len(e.pruned) for e in pruner.plan.entries) > 0
 
 
 @pytest.mark.parametrize("ir", IRS)
@@ -28,7 +28,7 @@ def test_architecture(arch, ir, tmp_path):
 def test_criteria(criterion, selector, ir):
     net, shape = nets.ARCHITECTURES["residual"]
     pruner = oracle.check(net, shape, ["conv4_weights", "conv3_weights"], [0.5, 0.25], ir, criterion=criterion, selector=selector)
-    assert [e["param"] for e in pruner.plan.entries] == ["conv4_weights", "conv3_weights"]
+    assert [e.param for e in pruner.plan.entries] == ["conv4_weights", "conv3_weights"]
 
 
 @pytest.mark.parametrize("ir", IRS)
@@ -49,4 +49,4 @@ def test_conv_left_with_one_channel_deploys_exactly(tmp_path):
 
     pruner = oracle.check(lambda x: RandomNet(201, steps=14, ops=BASIC)(x), [3, 8, 8], ["ex4_weights", "c13_weights", "dw8_weights"],
                           [0.7] * 3, "pir", infer_dir=str(tmp_path))
-    assert min(e["size"] - len(e["pruned"]) for e in pruner.plan.entries) == 1
+    assert min(e.size - len(e.pruned) for e in pruner.plan.entries) == 1

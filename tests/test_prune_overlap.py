@@ -32,19 +32,19 @@ def _built(net=csp, shape=(3, 8, 8), ir="pir"):
 @pytest.mark.parametrize("ir", IRS)
 def test_overlapping_convs_are_one_group(ir):
     pruner = oracle.check(csp, [3, 8, 8], ["a_weights", "b_weights", "s_weights"], [0.5] * 3, ir)
-    lost = {e["param"]: len(e["pruned"]) for e in pruner.plan.entries}
+    lost = {e.param: len(e.pruned) for e in pruner.plan.entries}
     assert lost == {"a_weights": 2, "b_weights": 6, "s_weights": 8}
-    s = next(e for e in pruner.plan.entries if e["param"] == "s_weights")
-    a = next(e for e in pruner.plan.entries if e["param"] == "a_weights")
-    b = next(e for e in pruner.plan.entries if e["param"] == "b_weights")
+    s = next(e for e in pruner.plan.entries if e.param == "s_weights")
+    a = next(e for e in pruner.plan.entries if e.param == "a_weights")
+    b = next(e for e in pruner.plan.entries if e.param == "b_weights")
     # s's channel i is a's channel i (i < 4) and b's channel i - 4: one selection for all three
-    assert s["pruned"] == a["pruned"] + [4 + i for i in b["pruned"]]
+    assert s.pruned == a.pruned + [4 + i for i in b.pruned]
 
 
 @pytest.mark.parametrize("ir", IRS)
 def test_ratios_that_add_up_are_accepted(ir):
     pruner = oracle.check(csp, [3, 8, 8], ["a_weights", "b_weights", "s_weights"], [0.25, 0.5, 0.4375], ir)
-    assert {e["param"]: len(e["pruned"]) for e in pruner.plan.entries} == {"a_weights": 1, "b_weights": 6, "s_weights": 7}
+    assert {e.param: len(e.pruned) for e in pruner.plan.entries} == {"a_weights": 1, "b_weights": 6, "s_weights": 7}
 
 
 def test_the_scores_of_every_member_count():
@@ -149,7 +149,7 @@ def gated(x):
 @pytest.mark.parametrize("ir", IRS)
 def test_a_broadcast_operand_loses_nothing(ir):
     pruner = oracle.check(gated, [3, 8, 8], ["body_weights", "gate_weights"], [0.5, 0.5], ir)
-    assert {e["param"]: len(e["pruned"]) for e in pruner.plan.entries} == {"body_weights": 4}
+    assert {e.param: len(e.pruned) for e in pruner.plan.entries} == {"body_weights": 4}
     assert [(s["param"], "one output channel" in s["reason"]) for s in pruner.plan.skipped] == [("gate_weights", True)]
     with oracle.ir_guard(ir):
         rows = {r["name"]: r for r in prunable_params(oracle.build(gated, [3, 8, 8])[0])[0]}

@@ -35,7 +35,7 @@ def _check_all(net, shape, ir, ratio, tmp_path, batch=2):
 def test_shape_queries_and_output_reshapes(ir, tmp_path):
     net, shape = nets.ARCHITECTURES["shape_queries"]
     pruner = oracle.check(net, shape, _all_convs(net, shape, ir), [0.4] * 8, ir, infer_dir=str(tmp_path))
-    assert {e["param"] for e in pruner.plan.entries if e["pruned"]} == {"sq_stem_weights", "sq_lat_weights", "sq_pw_weights"}
+    assert {e.param for e in pruner.plan.entries if e.pruned} == {"sq_stem_weights", "sq_lat_weights", "sq_pw_weights"}
     reasons = {s["param"]: s["reason"] for s in pruner.plan.skipped}
     assert "one output channel" in reasons["sq_obj_weights"] and "one output channel" in reasons["sq_proj_weights"]
     assert "network output" in reasons["sq_reg_weights"] and "'reshape'" in reasons["sq_reg_weights"]
@@ -63,11 +63,11 @@ def test_channel_count_read_by_the_network_is_refused(ir):
 def test_channel_shuffle_groups_lose_the_same_positions(ir, tmp_path):
     net, shape = nets.SHUFFLES["shuffle"]
     params, pruner = _check_all(net, shape, ir, 0.4, tmp_path)
-    assert sum(1 for e in pruner.plan.entries if e["pruned"]) >= 4
+    assert sum(1 for e in pruner.plan.entries if e.pruned) >= 4
     # the stem's second half feeds a branch; its first half is shuffled with that branch's output: the
     # two halves of each shuffle input lose the same positions
-    stem = next(e for e in pruner.plan.entries if e["param"] == "sh_stem_weights")
-    first = {i for i in stem["pruned"] if i < 8}
+    stem = next(e for e in pruner.plan.entries if e.param == "sh_stem_weights")
+    first = {i for i in stem.pruned if i < 8}
     lin = pruner.plan.tensors["sh0_lin_weights"][0]
     assert first and first == set(lin)
 
@@ -76,7 +76,7 @@ def test_channel_shuffle_groups_lose_the_same_positions(ir, tmp_path):
 def test_shufflenet_v2(ir, tmp_path):
     net, shape = nets.vision_model("shufflenet_v2_x0_25")
     params, pruner = _check_all(net, shape, ir, 0.3, tmp_path, batch=1)
-    assert sum(1 for e in pruner.plan.entries if e["pruned"]) >= 20 and not pruner.plan.skipped
+    assert sum(1 for e in pruner.plan.entries if e.pruned) >= 20 and not pruner.plan.skipped
 
 
 @pytest.mark.parametrize("ir", IRS)
@@ -84,20 +84,20 @@ def test_pixel_shuffle_moves_whole_blocks(ir):
     net, shape = nets.ARCHITECTURES["pixel_shuffle"]
     pruner = oracle.check(net, shape, ["ps_up_weights", "ps_mid_weights", "ps_chunk_weights"], [0.3, 0.5, 0.4], ir)
     up, mid, chunk = pruner.plan.entries
-    assert len(up["pruned"]) % 4 == 0 and all({b // 4 * 4 + j for j in range(4)} <= set(up["pruned"]) for b in up["pruned"])
-    assert len(pruner.plan.tensors["ps_split_weights"][1]) == 4 * len(mid["pruned"])  # each channel is 4 after unshuffle
-    kept = [sorted({i % 4 for i in chunk["pruned"] if i // 4 == part}) for part in range(3)]
+    assert len(up.pruned) % 4 == 0 and all({b // 4 * 4 + j for j in range(4)} <= set(up.pruned) for b in up.pruned)
+    assert len(pruner.plan.tensors["ps_split_weights"][1]) == 4 * len(mid.pruned)  # each channel is 4 after unshuffle
+    kept = [sorted({i % 4 for i in chunk.pruned if i // 4 == part}) for part in range(3)]
     assert kept[0] == kept[1] == kept[2] and kept[0]  # the 3 chunks lose the same positions
 
 
 @pytest.mark.parametrize("ir", IRS)
 def test_layer_norm_over_other_axes_passes_channels(ir):
     pruner = oracle.check(nets.convnext, [3, 8, 8], ["cn_down_weights"], [0.5], ir)
-    assert pruner.plan.entries[0]["pruned"] and "renormalizes" not in pruner.plan.entries[0]
+    assert pruner.plan.entries[0].pruned and pruner.plan.entries[0].renormalizes is None
 
 
 def _kept(plan, param, size):
-    pruned = next(e["pruned"] for e in plan.entries if e["param"] == param)
+    pruned = next(e.pruned for e in plan.entries if e.param == param)
     assert pruned
     return np.setdiff1d(np.arange(size), pruned)
 
@@ -128,8 +128,8 @@ def test_layer_norm_over_channels_prunes_to_the_narrower_network(ir, tmp_path):
         real_scope = oracle.copy_scope(scope, names)
         pruned, _, _ = pruner.prune(main, real_scope, params, [0.5] * len(params))
         (got,) = oracle.run(exe, pruned, real_scope, feed, [pruner.lookup(out)])
-        stem = next(e for e in pruner.plan.entries if e["param"] == model.stem.weight.name)
-        assert stem["renormalizes"] and all("layer_norm" in w for w in stem["renormalizes"])
+        stem = next(e for e in pruner.plan.entries if e.param == model.stem.weight.name)
+        assert stem.renormalizes and all("layer_norm" in w for w in stem.renormalizes)
 
         keep, keep_wide = _kept(pruner.plan, model.stem.weight.name, 16), _kept(pruner.plan, model.down.weight.name, 24)
         ref_main, ref_startup, ref_model, _, ref_out = _static_convnext(len(keep), len(keep_wide))
@@ -192,13 +192,13 @@ def test_control_flow_blocks(arch, ir, tmp_path):
     params = _all_convs(net, shape, ir)
     pruner = oracle.check(net, shape, params, [0.4] * len(params), ir, infer_dir=str(tmp_path))
     assert len(params) == (4 if arch == "cond_block" else 3)  # branch and loop convs are listed
-    assert all(e["pruned"] for e in pruner.plan.entries)
-    planned = {e["param"] for e in pruner.plan.entries}
+    assert all(e.pruned for e in pruner.plan.entries)
+    planned = {e.param for e in pruner.plan.entries}
     if arch == "cond_block":  # a conv inside the branch is its own group; the one adding to y joins y's
         assert "cb_inside_weights" in planned and "cb_back_weights" not in planned
-        assert len(pruner.plan.tensors["cb_back_weights"][0]) == len(pruner.plan.entries[0]["pruned"])
+        assert len(pruner.plan.tensors["cb_back_weights"][0]) == len(pruner.plan.entries[0].pruned)
     else:
-        assert len(pruner.plan.tensors["wb_inside_weights"][0]) == len(pruner.plan.entries[0]["pruned"])
+        assert len(pruner.plan.tensors["wb_inside_weights"][0]) == len(pruner.plan.entries[0].pruned)
 
 
 @pytest.mark.parametrize("ir", IRS)
@@ -256,7 +256,7 @@ def test_dygraph_layers(dygraph, ctor, skipped, size, tmp_path):
     zeroed = model(x).numpy()
     lazy.restore(model)
     plan = pruner.prune_vars(ratios)
-    assert len(plan.skipped) == skipped and sum(1 for e in plan.entries if e["pruned"]) >= 2
+    assert len(plan.skipped) == skipped and sum(1 for e in plan.entries if e.pruned) >= 2
     got = model(x).numpy()
     np.testing.assert_allclose(got, zeroed, rtol=1e-4, atol=1e-4)
     from ppprune import deploy
@@ -319,7 +319,7 @@ def test_post_processing_blocks_the_channels_never_enter(ir, tmp_path):
             return paddle.static.nn.cond(paddle.mean(scores) > 0.0, lambda: scores * 2.0, lambda: scores)
 
     pruner = oracle.check(net, [3, 8, 8], ["pp_a_weights", "pp_b_weights"], [0.5, 0.5], ir, infer_dir=str(tmp_path))
-    assert all(e["pruned"] for e in pruner.plan.entries)
+    assert all(e.pruned for e in pruner.plan.entries)
 
 
 @pytest.mark.parametrize("ir", IRS)
@@ -336,4 +336,4 @@ def test_a_conv_shared_by_the_main_block_and_a_branch(ir):
         return nets.head(nets.conv(y, 8, 6, "sw_after"), 6, 8)
 
     pruner = oracle.check(net, [3, 8, 8], ["sw_before_weights", "sw_shared_weights", "sw_after_weights"], [0.4] * 3, ir)
-    assert len(pruner.plan.tensors["sw_shared_weights"][0]) == len(pruner.plan.entries[0]["pruned"]) > 0
+    assert len(pruner.plan.tensors["sw_shared_weights"][0]) == len(pruner.plan.entries[0].pruned) > 0

@@ -18,5 +18,5 @@ def test_round_to_keeps_a_multiple_a_grouped_conv_can_keep(ir):
         ratios = _round_ratios(main, ["reduce_weights"], [0.5], 3)
         pruner = Pruner()
         pruner.prune(main, scope, ["reduce_weights"], ratios, only_graph=True)
-    kept = 16 - len(pruner.plan.entries[0]["pruned"])
+    kept = 16 - len(pruner.plan.entries[0].pruned)
     assert kept == 12

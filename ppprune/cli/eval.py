@@ -60,7 +60,7 @@ def run(argv=None):
     cfg = load_config(args.config, args.opt)
     programs, spec, exe, scope, place, plan = load_model(cfg, "eval", args)
     if plan is not None:
-        print("pruned model: " + ", ".join(f"{e['param']} -{len(e['pruned'])}/{e['size']}" for e in plan.entries))
+        print("pruned model: " + ", ".join(f"{e.param} -{len(e.pruned)}/{e.size}" for e in plan.entries))
     dataset, loader = build_reader(cfg, "EvalReader")
     evaluator = build_evaluator(cfg, dataset)
     result = eval_loop(spec, exe, scope, loader, evaluator)

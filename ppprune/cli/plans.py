@@ -28,7 +28,7 @@ def check_against_plan(plan, params, ratios):
     """Flags given with a saved plan must agree with it (the plan is what the weights were pruned by)."""
     if params is None:
         return
-    saved = {e["param"]: e["ratio"] for e in plan.entries}
+    saved = {e.param: e.ratio for e in plan.entries}
     given = dict(zip(params, ratios))
     if set(given) - set(saved) or any(abs(given[p] - saved[p]) > 1e-9 for p in given if p in saved) \
             or set(saved) - set(given) - {s["param"] for s in plan.skipped}:

@@ -219,7 +219,7 @@ def _print_costs(before, after, plan):
     ]
     table.print_table("pruning:", ("", "before", "after", "removed"), rows)
     for e in plan.entries:
-        print(f"  {e['param']}: {e['size']} -> {e['size'] - len(e['pruned'])} channels (ratio {e['ratio']:g})")
+        print(f"  {e.param}: {e.size} -> {e.size - len(e.pruned)} channels (ratio {e.ratio:g})")
 
 
 main = runner.exit_zero(run)

@@ -58,20 +58,21 @@ def new_shapes(view, removal):
     return shapes
 
 
-def apply_program(view, removal, edits):
-    for key, shape in new_shapes(view, removal).items():
+def apply_program(view, cuts):
+    """Give the program the new shapes and edits of a plan's `cuts` (made on this `view`)."""
+    for key, shape in cuts.shapes.items():
         view.set_shape(key, shape)
-    for (kind, op, name, pos), n in edits.items():
-        if kind == "attr":
-            value = op.attr(name) - n
-            for target in [op] + _paired_grads(view, op, name):
-                view.set_attr(target, name, value)
+    for e in cuts.edits:
+        if e.kind == "attr":
+            value = e.op.attr(e.name) - e.n
+            for target in [e.op] + _paired_grads(view, e.op, e.name):
+                view.set_attr(target, e.name, value)
         else:
-            values = list(op.attr(name))
-            values[pos] -= n
-            view.set_const(op, name, values)
-            for grad in _paired_grads(view, op, name):  # legacy grads copy the constant as an attribute
-                view.set_attr(grad, name, values)
+            values = list(e.op.attr(e.name))
+            values[e.pos] -= e.n
+            view.set_const(e.op, e.name, values)
+            for grad in _paired_grads(view, e.op, e.name):  # legacy grads copy the constant as an attribute
+                view.set_attr(grad, e.name, values)
 
 
 def _paired_grads(view, op, attr):
@@ -101,10 +102,12 @@ def scope_changes(view, removal):
 
 
 def apply_scope(scope, changes, place=None, lazy=False, backup=True):
-    """Prune (or, lazily, zero) scope tensors in place. Every new array is computed before the first is
-    written, so a failure leaves the scope as it was. Returns {name: original array} ({} unless `backup`)."""
+    """Prune (or, lazily, zero) scope tensors in place by `changes` ({name: {axis: indices}}, a plan's
+    `tensors`). Every new array is computed before the first is written, so a failure leaves the scope as
+    it was. Returns {name: original array} ({} unless `backup`)."""
     jobs = []
     for name, axes in changes.items():
+        axes = {axis: np.asarray(idx, dtype=np.int64) for axis, idx in axes.items()}
         var = scope.find_var(name)
         if var is None:  # e.g. optimizer state not created yet: nothing to prune
             continue

@@ -5,6 +5,7 @@ every forward op it meets. Each reached (tensor, axis) keeps a `Chans` correspon
 pruning any subset of master channels is a filter (`Group.removal`), not another walk.
 """
 from collections import deque
+from typing import NamedTuple
 
 import numpy as np
 
@@ -14,6 +15,22 @@ from .disjoint import DisjointSets
 from .errors import CannotFollow, PruneError
 from .graph import FORWARD
 from .rules import RULES
+
+
+class Edit(NamedTuple):
+    """Shrink, by `n`, attribute `name` of `op` (kind "attr") or entry `pos` of its constant input `name`
+    (kind "const")."""
+
+    kind: str
+    op: object
+    name: str
+    pos: object
+    n: int
+
+    @property
+    def place(self):
+        return self.kind, self.op, self.name, self.pos
+
 
 class Group:
     """The result of one walk. `nodes[(key, axis)]` maps that axis's channels to master channels."""
@@ -74,11 +91,11 @@ class Group:
         for (op, name), (units, per) in self.attr_edits.items():
             n = len(units.select(mask)) * per
             if n:
-                edits.append(("attr", op, name, None, n))
+                edits.append(Edit("attr", op, name, None, n))
         for (op, slot, pos), (units, per) in self.const_edits.items():
             n = len(units.select(mask)) * per
             if n:
-                edits.append(("const", op, slot, pos, n))
+                edits.append(Edit("const", op, slot, pos, n))
         return edits
 
 
@@ -284,3 +301,20 @@ def _tie_aliases(group):
         local, master = ch.local[order], ch.master[order]
         for i in np.flatnonzero(local[1:] == local[:-1]):
             group.bind([master[i], master[i + 1]])
+
+
+def followed_convs(view, param):
+    """Ungrouped conv weights whose filters a grouped/depthwise conv weight `param` is tied to (they lose
+    the same channels); [] for an ungrouped conv."""
+    key, _ = master_axis(view, param)
+    conv = next(op for op in view.consumers[key] if op.type in CONV_TYPES)
+    if (conv.attr("groups") or 1) == 1:
+        return []
+    group = discover(view, param)
+    return [group.names[k] for k, axis in group.nodes
+            if k != key and axis == 0 and group.names.get(k) and _is_plain_filter(view, k)]
+
+
+def _is_plain_filter(view, key):
+    return any(op.type in CONV_TYPES and key in op.ins("filter") and (op.attr("groups") or 1) == 1
+               for op in view.consumers.get(key, []))

@@ -3,38 +3,65 @@
 A plan is data: the list of (param, axis, ratio, pruned indices) entries is enough to replay it on any
 program holding those weights (a train program and its eval clone, a reloaded checkpoint), because the
 coupled tensors are re-derived by walking that program. `tensors` and `shapes` are kept for people and
-for checking a checkpoint against the plan.
+for checking a checkpoint against the plan. `build` returns a finished plan: its entries, the tensors and
+shapes of the scope it changes, and (`cuts`) what it cuts from the program it was built on.
 """
 import hashlib
 import json
 import warnings
-from collections import defaultdict
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..fsutil import atomic_write
+from .apply_static import extend_to_training, new_shapes, scope_changes
 from .disjoint import DisjointSets
 from .errors import PruneError
-from .groups import discover, master_axis
+from .groups import discover, followed_convs, master_axis
 from .merged import Member, check_quota, member_pruned, merge, select_quota
 from .merged import scores as merged_scores
 from .selectors import default_idx_selector
 
 
+@dataclass
+class Entry:
+    """One pruned conv weight: `pruned` of the `size` channels on `axis`, asked at `ratio`. `renormalizes`:
+    the ops normalizing over those channels (zeroing them is not pruning them); `path` and `follows` (the
+    convs a grouped conv's channels are those of) only in plans of a traced Layer."""
+
+    param: str
+    axis: int
+    ratio: float
+    size: int
+    pruned: list
+    renormalizes: list | None = None
+    path: str | None = None
+    follows: list | None = None
+
+    def to_dict(self):
+        d = {"param": self.param, "axis": self.axis, "ratio": self.ratio, "size": self.size,
+             "pruned": [int(i) for i in self.pruned]}
+        for key in ("renormalizes", "path", "follows"):  # written only when set, as plan files always had them
+            if getattr(self, key) is not None:
+                d[key] = getattr(self, key)
+        return d
+
+
 class Plan:
     def __init__(self, entries=(), skipped=(), criterion=None, idx_selector=None, tensors=None, shapes=None, meta=None):
-        self.entries = list(entries)  # dicts: param, axis, ratio, size, pruned
+        self.entries = list(entries)  # Entry
         self.skipped = list(skipped)  # dicts: param, reason
         self.criterion, self.idx_selector = criterion, idx_selector
         self.tensors = tensors or {}  # persistable name -> {axis: [indices]}
         self.shapes = shapes or {}  # persistable name -> shape after pruning
         self.meta = dict(meta or {})  # free-form provenance (base weights, config) written by the tools
+        self.cuts = None  # ProgramCuts on the program `build` planned on (None for a loaded plan)
 
     def to_dict(self):
         return {
             "criterion": self.criterion,
             "idx_selector": self.idx_selector,
-            "entries": [dict(e, pruned=[int(i) for i in e["pruned"]]) for e in self.entries],
+            "entries": [e.to_dict() for e in self.entries],
             "skipped": self.skipped,
             "tensors": {n: {str(a): [int(i) for i in idx] for a, idx in axes.items()} for n, axes in self.tensors.items()},
             "shapes": {n: [int(d) for d in s] for n, s in self.shapes.items()},
@@ -44,8 +71,8 @@ class Plan:
     @classmethod
     def from_dict(cls, d):
         tensors = {n: {int(a): idx for a, idx in axes.items()} for n, axes in d.get("tensors", {}).items()}
-        return cls(d["entries"], d.get("skipped", []), d.get("criterion"), d.get("idx_selector"), tensors,
-                   d.get("shapes", {}), d.get("meta"))
+        return cls([Entry(**e) for e in d["entries"]], d.get("skipped", []), d.get("criterion"),
+                   d.get("idx_selector"), tensors, d.get("shapes", {}), d.get("meta"))
 
     def save(self, path):
         with atomic_write(path) as f:
@@ -67,23 +94,30 @@ class Plan:
         return hashlib.sha1(body.encode()).hexdigest()
 
     def __repr__(self):
-        body = ", ".join(f"{e['param']}: -{len(e['pruned'])}/{e['size']}" for e in self.entries)
+        body = ", ".join(f"{e.param}: -{len(e.pruned)}/{e.size}" for e in self.entries)
         return f"Plan({body})"
 
 
 class ProgramCuts:
-    """What a plan cuts from one program's view: removed indices per (value, axis) and the graph edits."""
+    """What a plan cuts from one program's view: removed indices per (value, axis), the graph edits
+    (`groups.Edit`, one per edited place) and, once the plan is finished, every value's new shape."""
 
     def __init__(self):
         self.removal = {}
-        self.edits = defaultdict(int)  # (kind, op, name, pos) -> channels removed
+        self._edits = {}  # (kind, op, name, pos) -> Edit, its channels summed over the groups editing it
+        self.shapes = {}  # key -> shape after pruning
+
+    @property
+    def edits(self):
+        return list(self._edits.values())
 
     def add(self, removal, edits):
         for node, idx in removal.items():
             old = self.removal.get(node)
             self.removal[node] = idx if old is None else np.union1d(old, idx)
-        for kind, op, name, pos, n in edits:
-            self.edits[(kind, op, name, pos)] += n
+        for e in edits:
+            old = self._edits.get(e.place)
+            self._edits[e.place] = e if old is None else e._replace(n=old.n + e.n)
 
 
 class _Ownership:
@@ -244,20 +278,21 @@ def _replayed(group, members, replay):
 
 def warn_if_zeroing_differs(plan):
     """Lazy pruning zeroes channels; through a layer norm over them, that is not what pruning computes."""
-    renormalized = [e["param"] for e in plan.entries if e.get("renormalizes")]
+    renormalized = [e.param for e in plan.entries if e.renormalizes]
     if renormalized:
         warnings.warn(f"lazy pruning zeroes the channels of {', '.join(renormalized)}, but a layer norm takes its "
                       f"statistics over them: the zeroed model computes something else than the pruned one")
 
 
-def build(view, read_tensor, params, ratios, criterion, selector, replay=None):
-    """Plan pruning `params` at `ratios` on `view`. `replay` maps a param to pruned indices to use instead
-    of selecting (replaying a saved plan). Raises PruneError before anything is changed."""
-    plan, cuts = Plan(), ProgramCuts()
-    listing = Listing(view)
+def build(view, read_tensor, params, ratios, criterion, selector, replay=None, names=(None, None),
+          layer_paths=None):
+    """The finished plan pruning `params` at `ratios` on `view`. `replay` maps a param to pruned indices to
+    use instead of selecting (replaying a saved plan); `names`: the (criterion, selector) names it records;
+    `layer_paths` ({param: structured name}, a traced Layer's) gives entries their path and the convs they
+    follow. Raises PruneError before anything is changed."""
+    cuts, listing = ProgramCuts(), Listing(view)
     for param, ratio in zip(params, ratios):
         listing.add(param, ratio)
-    plan.skipped = listing.skipped
     chosen, renormalized = {}, {}
     for members in listing.units():
         group = unit_group(members)
@@ -265,26 +300,41 @@ def build(view, read_tensor, params, ratios, criterion, selector, replay=None):
             pruned = _replayed(group, members, replay)
         else:
             pruned = choose(view, group, members, read_tensor, criterion, selector)
-        removal, edits = group.removal(pruned)
-        cuts.add(removal, edits)
+        cuts.add(*group.removal(pruned))
         for m in members:
             chosen[m.param] = pruned if len(members) == 1 else member_pruned(m, pruned, group.size)
             if group.renormalized and len(pruned):
                 renormalized[m.param] = list(group.renormalized)
+    entries = []
     for m in listing.members:
-        entry = {"param": m.param, "axis": m.group.axis, "ratio": m.ratio, "size": m.group.size,
-                 "pruned": np.asarray(chosen[m.param], dtype=np.int64).tolist()}
-        if m.param in renormalized:
-            entry["renormalizes"] = renormalized[m.param]
-        plan.entries.append(entry)
+        pruned = np.asarray(chosen[m.param], dtype=np.int64).tolist()
+        entry = Entry(m.param, m.group.axis, m.ratio, m.group.size, pruned, renormalizes=renormalized.get(m.param))
+        if layer_paths is not None:
+            entry.path, entry.follows = layer_paths[m.param], followed_convs(view, m.param) or None
+        entries.append(entry)
+    _check_no_tensor_emptied(view, cuts, entries)
+    return _finish(view, Plan(entries, listing.skipped, *names), cuts)
+
+
+def _check_no_tensor_emptied(view, cuts, entries):
     for (key, axis), idx in cuts.removal.items():
         shape = view.shape(key)
         if shape and shape[axis] > 0 and len(idx) >= shape[axis]:
             raise PruneError(
                 f"the plan would remove every channel of a tensor (axis {axis} of shape {shape}) reached by "
-                f"{', '.join(e['param'] for e in plan.entries)}; lower their ratios or prune fewer of them together"
+                f"{', '.join(e.param for e in entries)}; lower their ratios or prune fewer of them together"
             )
-    return plan, cuts
+
+
+def _finish(view, plan, cuts):
+    """The removal the plan implies: its cuts extended to the training state (gradients, optimizer
+    moments), every value's new shape, and the scope tensors and shapes it changes, by persistable name."""
+    cuts.removal = extend_to_training(view, cuts.removal)
+    cuts.shapes = new_shapes(view, cuts.removal)
+    plan.tensors = {n: {a: idx.tolist() for a, idx in axes.items()} for n, axes in scope_changes(view, cuts.removal).items()}
+    plan.shapes = {view.persistable_name(k): s for k, s in cuts.shapes.items() if view.persistable_name(k)}
+    plan.cuts = cuts
+    return plan
 
 
 def _keep_every_tensor(view, group, pruned, scores):

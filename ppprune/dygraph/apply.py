@@ -9,7 +9,7 @@ the attributes that describe channel counts, fixed here from the new shapes and 
 import numpy as np
 from paddle import nn
 
-from ..core.apply_static import apply_scope, restore_scope, scope_changes
+from ..core.apply_static import apply_scope, restore_scope
 from ..core.errors import PruneError
 
 # op type -> (input slot of the weight that identifies the layer, layer attribute of the op's `groups`)
@@ -58,15 +58,15 @@ class Backup:
                 setattr(layers[path], attr, value)
 
 
-def apply(model, trace, view, cuts, opt=None, lazy=False):
-    """Prune (or, lazily, zero) the Layer's tensors that `cuts` (built on `view`, a view of the traced
-    program) removes. Everything is checked before the first change. Returns a `Backup`."""
-    changes = scope_changes(view, cuts.removal)
+def apply(model, trace, view, plan, opt=None, lazy=False):
+    """Prune (or, lazily, zero) the Layer's tensors that `plan` (built on `view`, a view of the traced
+    program) changes. Everything is checked before the first change. Returns a `Backup`."""
+    changes = dict(plan.tensors)
     unknown = sorted(n for n in changes if n not in trace.tensors)
     if unknown:
         raise PruneError(f"the plan changes {', '.join(unknown)}, which the Layer holds neither as parameters "
                          f"nor as buffers")
-    group_edits = [] if lazy else _group_edits(view, trace, cuts.edits)
+    group_edits = [] if lazy else _group_edits(view, trace, plan.cuts.edits)
     tensors = dict(trace.tensors)
     for acc_name, (_, param, acc) in _accumulators(opt).items():
         # Optimizer state shaped like its parameter follows it (velocity, moments); scalars do not.
@@ -104,10 +104,10 @@ def _drop_grads(tensors):
 def refuse_code_edits(edits):
     """A plan that changes shape constants the Layer's code hard-codes (a reshape, split sections) would
     need that code changed: refuse it."""
-    for kind, op, name, _ in edits:
-        if kind == "const":
+    for e in edits:
+        if e.kind == "const":
             raise PruneError(
-                f"pruning would change the constant '{name}' of a {op.type} op in the model's forward "
+                f"pruning would change the constant '{e.name}' of a {e.op.type} op in the model's forward "
                 f"(e.g. a hard-coded reshape); a dygraph Layer's code cannot be edited. Use a shape of -1 "
                 f"there, or leave the weights feeding it unpruned."
             )
@@ -117,14 +117,14 @@ def _group_edits(view, trace, edits):
     """[(layer path, attribute, decrement)] for the plan's attribute edits (constants are the Layer code's
     business: the pruner checks that they follow)."""
     out = []
-    for (kind, op, name, _), n in edits.items():
-        if kind != "attr":
+    for e in edits:
+        if e.kind != "attr":
             continue
-        if op.type not in _GROUP_ATTRS or name != "groups":
-            raise PruneError(f"ppprune does not know which layer attribute holds '{name}' of {op.type} ops")
-        slot, attr = _GROUP_ATTRS[op.type]
-        weight = view.persistable_name(op.ins(slot)[0])
-        out.append((trace.owners[weight][0], attr, n))
+        if e.op.type not in _GROUP_ATTRS or e.name != "groups":
+            raise PruneError(f"ppprune does not know which layer attribute holds '{e.name}' of {e.op.type} ops")
+        slot, attr = _GROUP_ATTRS[e.op.type]
+        weight = view.persistable_name(e.op.ins(slot)[0])
+        out.append((trace.owners[weight][0], attr, e.n))
     return out
 
 

@@ -10,12 +10,11 @@ dygraph pruners measure sensitivities the same way, lazily).
 import logging
 
 from ..analysis.flops import count
-from ..core.apply_static import new_shapes, scope_changes
 from ..core.criteria import get_criterion
 from ..core.errors import PruneError
-from ..core.convs import CONV_TYPES, conv_weights
-from ..core.groups import discover, master_axis
-from ..core.plan import Plan, warn_if_zeroing_differs
+from ..core.convs import conv_weights
+from ..core.groups import discover, followed_convs
+from ..core.plan import warn_if_zeroing_differs
 from ..core.plan import build as build_plan
 from ..core.request import check_request
 from ..core.selectors import get_selector
@@ -29,13 +28,23 @@ logger = logging.getLogger(__name__)
 _APPLY = (None, "lazy", "impretive", "imperative")  # PaddleSlim spells it "impretive"
 
 
-class DygraphPlan(Plan):
-    """A core `Plan` plus `pruned_flops` (share of the model's FLOPs removed) and `restore(model)`."""
+class DygraphPlan:
+    """A core `Plan` (`plan`; its fields and methods read through: `entries`, `skipped`, `tensors`,
+    `shapes`, `meta`, `save`, ...) plus `pruned_flops` (share of the model's FLOPs removed) and
+    `restore(model)`."""
 
     def __init__(self, plan, pruned_flops):
-        super().__init__(plan.entries, plan.skipped, plan.criterion, plan.idx_selector, plan.tensors, plan.shapes)
+        self.plan = plan
         self.pruned_flops = pruned_flops
         self.backup = None
+
+    def __getattr__(self, name):  # only called for what DygraphPlan itself does not have
+        if name == "plan":  # not set yet (copying, unpickling)
+            raise AttributeError(name)
+        return getattr(self.plan, name)
+
+    def __repr__(self):
+        return repr(self.plan)
 
     def restore(self, model):
         """Bring back the exact tensors, shapes, layer attributes and optimizer state of before."""
@@ -87,7 +96,7 @@ class FilterPruner:
         """Program names of the model's conv weights, in forward order; without the grouped and depthwise
         convs whose channels are their producers' unless `followers`."""
         view = self._current()[0].view
-        return [n for n in conv_weights(view) if followers or not _followed_convs(view, n)]
+        return [n for n in conv_weights(view) if followers or not followed_convs(view, n)]
 
     # -- pruning --------------------------------------------------------------------------------
     def prune_var(self, var_name, pruned_dims, pruned_ratio, apply="impretive"):
@@ -104,28 +113,21 @@ class FilterPruner:
         t, base_flops = self._current()
         view = t.view
         params, values = check_request([t.resolve(n) for n in ratios], list(ratios.values()))
-        core_plan, cuts = build_plan(view, t.read_tensor, params, values, self._criterion, self._selector)
-        const_edits = [(op, name, pos, n) for (kind, op, name, pos), n in cuts.edits.items() if kind == "const"]
-        core_plan.criterion = self.criterion
-        core_plan.idx_selector = self._idx_selector if isinstance(self._idx_selector, str) else "custom"
+        names = (self.criterion, self._idx_selector if isinstance(self._idx_selector, str) else "custom")
+        core_plan = build_plan(view, t.read_tensor, params, values, self._criterion, self._selector, names=names,
+                               layer_paths=t.paths)
         for entry in core_plan.entries:
-            entry["path"] = t.paths[entry["param"]]
-            followed = _followed_convs(view, entry["param"])
-            if followed:
-                entry["follows"] = followed
+            if entry.follows:
                 logger.info("'%s' is a grouped/depthwise conv weight: its channels are those of %s, which "
-                            "lose the same channels", entry["param"], ", ".join(followed))
+                            "lose the same channels", entry.param, ", ".join(entry.follows))
         for skip in core_plan.skipped:
             logger.info("skipped '%s': %s", skip["param"], skip["reason"])
-        shapes = new_shapes(view, cuts.removal)
-        core_plan.tensors = {n: {a: idx.tolist() for a, idx in axes.items()}
-                             for n, axes in scope_changes(view, cuts.removal).items()}
-        core_plan.shapes = {view.persistable_name(k): s for k, s in shapes.items() if view.persistable_name(k)}
-        plan = DygraphPlan(core_plan, 1.0 - count(view, shapes)[0] / base_flops if base_flops else 0.0)
+        plan = DygraphPlan(core_plan, 1.0 - count(view, core_plan.cuts.shapes)[0] / base_flops if base_flops else 0.0)
         if apply == "lazy":
             warn_if_zeroing_differs(core_plan)
         if apply is not None:
-            plan.backup = apply_to_layer(self.model, t, view, cuts, opt=self.opt, lazy=apply == "lazy")
+            plan.backup = apply_to_layer(self.model, t, view, core_plan, opt=self.opt, lazy=apply == "lazy")
+            const_edits = [e for e in core_plan.cuts.edits if e.kind == "const"]
             if const_edits and apply != "lazy":
                 self._check_code_follows(const_edits, plan)
         return plan
@@ -139,14 +141,14 @@ class FilterPruner:
         except Exception:  # the pruned Layer no longer runs: a constant did not follow
             new = None
         expected = {}
-        for op, name, pos, n in const_edits:
-            values = expected.setdefault((op.index, name), (op, list(op.attr(name))))[1]
-            values[pos] -= n
-        for (index, name), (op, values) in expected.items():
+        for e in const_edits:
+            values = expected.setdefault((e.op.index, e.name), (e, list(e.op.attr(e.name))))[1]
+            values[e.pos] -= e.n
+        for (index, name), (edit, values) in expected.items():
             got = new[1].view.ops[index] if new is not None and index < len(new[1].view.ops) else None
-            if got is None or got.type != op.type or list(got.attr(name) or []) != values:
+            if got is None or got.type != edit.op.type or list(got.attr(name) or []) != values:
                 plan.restore(self.model)
-                refuse_code_edits([("const", op, name, None)])
+                refuse_code_edits([edit])
         self._last = new
 
     # -- sensitivity ----------------------------------------------------------------------------
@@ -181,7 +183,7 @@ class FilterPruner:
             raise PruneError("no sensitivities: call sensitive(eval_func, sen_file) first")
         t, _ = self._current()
         skip = [t.resolve(n) for n in skip_vars or []]
-        followers = sorted(n for n in self._sensitivities if n in t.tensors and _followed_convs(t.view, n))
+        followers = sorted(n for n in self._sensitivities if n in t.tensors and followed_convs(t.view, n))
         logger.info("skip vars: %s", skip + followers)
         curves = {n: c for n, c in self._sensitivities.items() if n not in followers}
         ratios = ratios_for_flops(t.program, curves, pruned_flops, skip_params=skip, round_to=align or 1,
@@ -218,19 +220,3 @@ def _check_conv_inputs(view, inputs):
             raise PruneError(f"inputs {inputs!r} give conv '{name}' {channels} input channels, but it takes {want}; "
                              "give the input shape the model expects, e.g. [1, 3, 224, 224]")
 
-
-def _followed_convs(view, param):
-    """Ungrouped conv weights whose filters a grouped/depthwise conv weight `param` is tied to (they lose
-    the same channels); [] for an ungrouped conv."""
-    key, _ = master_axis(view, param)
-    conv = next(op for op in view.consumers[key] if op.type in CONV_TYPES)
-    if (conv.attr("groups") or 1) == 1:
-        return []
-    group = discover(view, param)
-    return [group.names[k] for k, axis in group.nodes
-            if k != key and axis == 0 and group.names.get(k) and _is_plain_filter(view, k)]
-
-
-def _is_plain_filter(view, key):
-    return any(op.type in CONV_TYPES and key in op.ins("filter") and (op.attr("groups") or 1) == 1
-               for op in view.consumers.get(key, []))

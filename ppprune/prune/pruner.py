@@ -1,5 +1,5 @@
 """`Pruner`: prune conv output channels of a static Program and its Scope (PIR or legacy IR)."""
-from ..core.apply_static import apply_program, apply_scope, extend_to_training, new_shapes, prune_startup, scope_changes
+from ..core.apply_static import apply_program, apply_scope, prune_startup
 from ..core.criteria import get_criterion
 from ..core.errors import PruneError
 from ..core.graph import clone, view_of
@@ -33,22 +33,23 @@ class Pruner:
         pruned, self.lookup = clone(program)
         view = view_of(pruned)
         check_names(view, params)
-        plan, cuts = build_plan(view, scope_reader(scope, view), params, ratios, self.criterion, self.idx_selector)
-        return self._apply(pruned, view, scope, plan, cuts, place, lazy, only_graph, param_backup, param_shape_backup)
+        plan = build_plan(view, scope_reader(scope, view), params, ratios, self.criterion, self.idx_selector,
+                          names=(self.criterion_name, self.selector_name))
+        return self._apply(pruned, view, scope, plan, place, lazy, only_graph, param_backup, param_shape_backup)
 
     def apply_plan(self, program, scope, plan, place=None, lazy=False, only_graph=False,
                    param_backup=False, param_shape_backup=False):
         """Replay a saved `Plan` (same channels) on a program holding the same weights."""
-        params = [e["param"] for e in plan.entries]
+        params = [e.param for e in plan.entries]
         _check_modes(lazy, only_graph)
         pruned, self.lookup = clone(program)
         view = view_of(pruned)
         check_names(view, params)
-        replay = {e["param"]: e["pruned"] for e in plan.entries}
-        new_plan, cuts = build_plan(view, scope_reader(scope, view), params, [e["ratio"] for e in plan.entries],
-                                        self.criterion, self.idx_selector, replay=replay)
-        new_plan.criterion, new_plan.idx_selector = plan.criterion, plan.idx_selector
-        return self._apply(pruned, view, scope, new_plan, cuts, place, lazy, only_graph, param_backup, param_shape_backup)
+        names = (plan.criterion or self.criterion_name, plan.idx_selector or self.selector_name)
+        new_plan = build_plan(view, scope_reader(scope, view), params, [e.ratio for e in plan.entries],
+                              self.criterion, self.idx_selector, replay={e.param: e.pruned for e in plan.entries},
+                              names=names)
+        return self._apply(pruned, view, scope, new_plan, place, lazy, only_graph, param_backup, param_shape_backup)
 
     def prune_startup(self, startup_program, plan=None):
         """Return a copy of `startup_program` whose initializers create the pruned shapes of `plan` (default:
@@ -63,24 +64,17 @@ class Pruner:
             raise PruneError(f"the startup program does not initialise {', '.join(missing)}; is it the right startup program?")
         return startup
 
-    def _apply(self, pruned, view, scope, plan, cuts, place, lazy, only_graph, want_backup, want_shapes):
-        plan.criterion, plan.idx_selector = plan.criterion or self.criterion_name, plan.idx_selector or self.selector_name
-        removal = extend_to_training(view, cuts.removal)
-        changes = scope_changes(view, removal)
-        shapes = new_shapes(view, removal)
-        names = {view.persistable_name(k): k for k in shapes if view.persistable_name(k)}
-        shape_backup = {n: list(view.shape(k)) for n, k in names.items()}
-        plan.tensors = {n: {a: idx.tolist() for a, idx in axes.items()} for n, axes in changes.items()}
-        plan.shapes = {n: shapes[k] for n, k in names.items()}
+    def _apply(self, pruned, view, scope, plan, place, lazy, only_graph, want_backup, want_shapes):
+        shape_backup = {view.persistable_name(k): list(view.shape(k)) for k in plan.cuts.shapes if view.persistable_name(k)}
         if not only_graph:
             _check_scope(scope, shape_backup)
         backup = {}
         if lazy:
             warn_if_zeroing_differs(plan)
         if not lazy:
-            apply_program(view, removal, cuts.edits)
+            apply_program(view, plan.cuts)
         if not only_graph:
-            backup = apply_scope(scope, changes, place=place, lazy=lazy, backup=want_backup)
+            backup = apply_scope(scope, plan.tensors, place=place, lazy=lazy, backup=want_backup)
         self.plan = plan
         return pruned, (backup if want_backup else None), (shape_backup if want_shapes else None)
 

@@ -7,7 +7,6 @@ import math
 import paddle
 
 from ..analysis.flops import count
-from ..core.apply_static import new_shapes
 from ..core.criteria import get_criterion
 from ..core.disjoint import DisjointSets
 from ..core.errors import PruneError
@@ -106,8 +105,8 @@ def ratios_for_flops(program, sensitivities, pruned_flops, skip_params=(), round
 def planned_flops(view, read_tensor, ratios, criterion, selector, base):
     """(the ratios above 0, the share of `base` FLOPs they remove), planned as `Pruner.prune` plans them."""
     ratios = {p: r for p, r in ratios.items() if r > 0}
-    _, cuts = build_plan(view, read_tensor, list(ratios), list(ratios.values()), criterion, selector)
-    return ratios, 1 - count(view, new_shapes(view, cuts.removal))[0] / base
+    plan = build_plan(view, read_tensor, list(ratios), list(ratios.values()), criterion, selector)
+    return ratios, 1 - count(view, plan.cuts.shapes)[0] / base
 
 
 def _clusters(groups):
