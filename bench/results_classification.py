@@ -38,7 +38,7 @@ DEPLOY = [1, 3, 224, 224]  # FLOPs and latency, as in seed 003
 class BNScalePruner(FilterPruner):
     """Network slimming: filters ranked by their batch norm's scale (the static `bn_scale` criterion)."""
 
-    criterion = "bn_scale"
+    criterion_name = "bn_scale"
 
 
 PRUNERS = {"l1": L1NormFilterPruner, "l2": L2NormFilterPruner, "fpgm": FPGMFilterPruner, "bn_scale": BNScalePruner}

@@ -3,7 +3,7 @@ oracle failure only says that some network computes something else.
 
 Each test enters the op with all channels of one (tensor, axis) and checks what the rule reaches: the other
 tensors and axes, which channel of each follows which master channel, and the edits and ties it records."""
-from ppprune.core.chans import Chans
+from ppprune.core.channel_map import ChannelMap
 from ppprune.core.graph.base import FORWARD, GraphView, OpView
 from ppprune.core.groups import Group, _Walk
 from ppprune.core.rules import RULES
@@ -37,7 +37,7 @@ def enter(view, key, axis):
     walk = _Walk(view, group)
     op = view.ops[0]
     walk.current = op
-    RULES[op.type](walk, op, key, axis, Chans.identity(size))
+    RULES[op.type](walk, op, key, axis, ChannelMap.identity(size))
     return group
 
 

@@ -132,7 +132,7 @@ def apply_scope(scope, changes, place=None, lazy=False, backup=True):
                 index[axis] = idx
                 out[tuple(index)] = 0
         else:
-            _take(arr, kept, out, scratch)
+            _write_kept(arr, kept, out, scratch)
         if backup:
             originals[name] = tensors.owned(arr)
         updates.append((tensor, out))
@@ -160,7 +160,7 @@ class _Scratch:
         return self.buf[:nbytes].view(dtype).reshape(shape)
 
 
-def _take(arr, kept, out, scratch):
+def _write_kept(arr, kept, out, scratch):
     """Write `arr` reduced to the `kept` indices ({axis: indices}) into `out`, through the two `scratch`
     buffers when several axes lose indices."""
     src = arr

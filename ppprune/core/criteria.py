@@ -14,7 +14,7 @@ CRITERIA = Registry("criterion", error=PruneError)
 
 def _filters(group, read_tensor):
     """The master's filters as rows, in the tensor's own dtype (sums accumulate in float64)."""
-    w = read_tensor(group.master)
+    w = read_tensor(group.param)
     return np.moveaxis(w, group.axis, 0).reshape(w.shape[group.axis], -1)
 
 
@@ -52,7 +52,7 @@ def bn_scale(group, read_tensor):
         if np.isfinite(scores).all():
             return scores
     raise PruneError(
-        f"criterion 'bn_scale' needs a batch_norm after '{group.master}', and none follows it. "
+        f"criterion 'bn_scale' needs a batch_norm after '{group.param}', and none follows it. "
         f"Use 'l1_norm' for this weight."
     )
 

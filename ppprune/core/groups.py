@@ -1,7 +1,7 @@
 """Groups: a master conv weight and every (tensor, axis) whose channels are tied to its output channels.
 
 `discover` walks the graph once from the master with all of its channels, calling the channel rules of
-every forward op it meets. Each reached (tensor, axis) keeps a `Chans` correspondence to the master, so
+every forward op it meets. Each reached (tensor, axis) keeps a `ChannelMap` correspondence to the master, so
 pruning any subset of master channels is a filter (`Group.removal`), not another walk.
 """
 from collections import deque
@@ -9,7 +9,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .chans import Chans
+from .channel_map import ChannelMap
 from .convs import CONV_TYPES
 from .disjoint import DisjointSets
 from .errors import CannotFollow, PruneError
@@ -33,12 +33,13 @@ class Edit(NamedTuple):
 
 
 class Group:
-    """The result of one walk. `nodes[(key, axis)]` maps that axis's channels to master channels."""
+    """The result of one walk from master conv weight `param` (value `key`, output channels on `axis`).
+    `nodes[(key, axis)]` maps that axis's channels to master channels."""
 
-    def __init__(self, master, key, axis, size):
-        self.master, self.key, self.axis, self.size = master, key, axis, size
+    def __init__(self, param, key, axis, size):
+        self.param, self.key, self.axis, self.size = param, key, axis, size
         self.nodes, self.tags = {}, {}
-        self.attr_edits, self.const_edits = {}, {}  # (op, name[, pos]) -> (units Chans, per)
+        self.attr_edits, self.const_edits = {}, {}  # (op, name[, pos]) -> (units ChannelMap, per)
         self.outputs = []
         self.output_reason = None  # why an output conv is left alone, when it is more than "reaches an output"
         self.renormalized = []  # ops normalizing over these channels: pruning is exact, zeroing is not
@@ -64,15 +65,15 @@ class Group:
         roots = np.array([self._ties.find(i) for i in range(self.size)])
         return [np.flatnonzero(roots == r) for r in np.unique(roots)]
 
-    def bind(self, members):
-        """Master channels `members` can only be pruned together."""
-        if len(members) < 2:
+    def bind(self, channels):
+        """Master channels `channels` can only be pruned together."""
+        if len(channels) < 2:
             return
         if self._ties is None:
             self._ties = DisjointSets(range(self.size))
-        first = int(members[0])
-        for m in members[1:]:
-            self._ties.join(first, int(m))
+        first = int(channels[0])
+        for c in channels[1:]:
+            self._ties.join(first, int(c))
 
     # -- what a selection removes -----------------------------------------------------------------
     def removal(self, pruned):
@@ -190,7 +191,7 @@ class _Walk:
         output conv instead (left alone, with the reason)."""
         if not anywhere and op.type in RULES and self._only_outputs_after(op):
             raise _OutputBound(f"at '{op.type}' (op #{op.index}) {why}, on the way to a network output")
-        raise CannotFollow(self.group.master, op, why)
+        raise CannotFollow(self.group.param, op, why)
 
     def _only_outputs_after(self, op):
         """True if everything computed from `op`'s results is network output, through at most one weighted
@@ -286,7 +287,7 @@ def discover(view, param):
     size = view.shape(key)[axis]
     group = Group(param, key, axis, size)
     walk = _Walk(view, group)
-    walk.side(key, axis, Chans.identity(size))
+    walk.side(key, axis, ChannelMap.identity(size))
     walk.run()
     if group.aliased:
         _tie_aliases(group)

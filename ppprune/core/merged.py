@@ -15,7 +15,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from .chans import Chans
+from .channel_map import ChannelMap
 from .errors import PruneError
 from .groups import Group
 
@@ -52,7 +52,7 @@ def merge(members):
     renumber = np.argsort(np.argsort(first))  # merged channels numbered in order of first appearance
     classes = renumber[classes]
     head = members[0].group
-    group = Group(head.master, head.key, head.axis, int(classes.max()) + 1)
+    group = Group(head.param, head.key, head.axis, int(classes.max()) + 1)
     for m, off in zip(members, offsets):
         m.classes = classes[off:off + m.group.size]
         _absorb(group, m)
@@ -76,7 +76,7 @@ def _components(labels, a, b):
 def _absorb(group, m):
     src, cls = m.group, m.classes
     for node, ch in src.nodes.items():
-        mapped = Chans(ch.local, cls[ch.master])
+        mapped = ChannelMap(ch.local, cls[ch.master])
         old = group.nodes.get(node)
         group.nodes[node] = mapped if old is None else old.union(mapped)
     for tag, nodes in src.tags.items():
@@ -84,7 +84,7 @@ def _absorb(group, m):
         have.extend(n for n in nodes if n not in have)
     for table, mine in ((group.attr_edits, src.attr_edits), (group.const_edits, src.const_edits)):
         for where, (units, per) in mine.items():
-            mapped = Chans(units.local, cls[units.master])
+            mapped = ChannelMap(units.local, cls[units.master])
             old = table.get(where)
             table[where] = (mapped if old is None else old[0].union(mapped), per)
     for atom in src.atoms():
@@ -105,9 +105,9 @@ def quotas(m, keep_one=True):
     """(low, target, high) atoms member `m` may lose at its ratio: default_idx_selector's count, with the
     rounding either way allowed (a concat of two 8-channel convs at 0.3 loses 2 + 2, not the 5 a 16-channel
     conv alone would); `keep_one` keeps at least one atom, as the selector does."""
-    atoms = len(m.group.atoms())
-    exact = atoms * m.ratio
-    most = atoms - 1 if keep_one else atoms
+    n_atoms = len(m.group.atoms())
+    exact = n_atoms * m.ratio
+    most = n_atoms - 1 if keep_one else n_atoms
     return tuple(min(c, most) for c in (int(np.floor(exact)), int(round(exact)), int(np.ceil(exact))))
 
 

@@ -23,7 +23,8 @@ def _ranked(scores, atoms):
     return np.lexsort((first, _atom_scores(scores, atoms)))  # ascending score, then ascending index
 
 
-def _take(atoms, order, count):
+def _channels_of_first(atoms, order, count):
+    """The channels of the first `count` atoms in `order`, sorted."""
     if count <= 0:
         return np.zeros(0, dtype=np.int64)
     return np.sort(np.concatenate([atoms[i] for i in order[:count]]))
@@ -34,7 +35,7 @@ def default_idx_selector(scores, ratio, atoms):
     """Prune round(n * ratio) lowest-scored channels (half to even), keeping at least one."""
     n = len(atoms)
     count = min(int(round(n * ratio)), n - 1)
-    return _take(atoms, _ranked(scores, atoms), count)
+    return _channels_of_first(atoms, _ranked(scores, atoms), count)
 
 
 @SELECTORS.register(name="optimal_threshold")
@@ -52,7 +53,7 @@ def optimal_threshold(scores, ratio, atoms):
     below = np.flatnonzero(atom_scores < threshold)
     order = _ranked(scores, atoms)
     order = [i for i in order if i in set(below.tolist())]
-    return _take(atoms, order, min(len(order), len(atoms) - 1))
+    return _channels_of_first(atoms, order, min(len(order), len(atoms) - 1))
 
 
 def get_selector(name):

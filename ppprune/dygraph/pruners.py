@@ -58,14 +58,14 @@ class FilterPruner:
     """Prune conv filters of a dygraph `model` traced with `inputs` (an input shape such as
     [1, 3, 224, 224], a list of shapes, or example tensors). `opt`, an optimizer built on the model, has
     its state pruned along with the parameters. `sen_file` holds sensitivities (loaded if it exists).
-    Subclasses set `criterion`."""
+    Subclasses set `criterion_name`."""
 
-    criterion = None
+    criterion_name = None
 
     def __init__(self, model, inputs, sen_file=None, opt=None, idx_selector="default_idx_selector"):
         self.model, self.inputs, self.opt, self.sen_file = model, inputs, opt, sen_file
-        self._criterion = get_criterion(self.criterion)
-        self._idx_selector = idx_selector
+        self._scorer = get_criterion(self.criterion_name)
+        self._idx_selector = idx_selector  # a name or a function, as given
         self._selector = get_selector(idx_selector)
         self._base = self._traced()
         self._last = self._base
@@ -113,8 +113,8 @@ class FilterPruner:
         t, base_flops = self._current()
         view = t.view
         params, values = check_request([t.resolve(n) for n in ratios], list(ratios.values()))
-        names = (self.criterion, self._idx_selector if isinstance(self._idx_selector, str) else "custom")
-        core_plan = build_plan(view, t.read_tensor, params, values, self._criterion, self._selector, names=names,
+        names = (self.criterion_name, self._idx_selector if isinstance(self._idx_selector, str) else "custom")
+        core_plan = build_plan(view, t.read_tensor, params, values, self._scorer, self._selector, names=names,
                                layer_paths=t.paths)
         for entry in core_plan.entries:
             if entry.follows:
@@ -164,7 +164,7 @@ class FilterPruner:
         skip = {t.resolve(n) for n in skip_vars or []}
         result = sensitivity(
             t.program, None, [n for n in targets if n not in skip], lambda _: eval_func(), sen_file or self.sen_file,
-            ratios, scope=TensorScope(t.tensors), criterion=self.criterion, idx_selector=self._idx_selector)
+            ratios, scope=TensorScope(t.tensors), criterion=self.criterion_name, idx_selector=self._idx_selector)
         self._sensitivities = merge_sensitive([self._sensitivities, result])
         return self._sensitivities
 
@@ -187,22 +187,22 @@ class FilterPruner:
         logger.info("skip vars: %s", skip + followers)
         curves = {n: c for n, c in self._sensitivities.items() if n not in followers}
         ratios = ratios_for_flops(t.program, curves, pruned_flops, skip_params=skip, round_to=align or 1,
-                                  tolerance=tolerance, scope=TensorScope(t.tensors), criterion=self.criterion,
+                                  tolerance=tolerance, scope=TensorScope(t.tensors), criterion=self.criterion_name,
                                   idx_selector=self._idx_selector)
         logger.info("ratios: %s", ratios)
         return self.prune_vars(ratios)
 
 
 class L1NormFilterPruner(FilterPruner):
-    criterion = "l1_norm"
+    criterion_name = "l1_norm"
 
 
 class L2NormFilterPruner(FilterPruner):
-    criterion = "l2_norm"
+    criterion_name = "l2_norm"
 
 
 class FPGMFilterPruner(FilterPruner):
-    criterion = "geometry_median"
+    criterion_name = "geometry_median"
 
 
 def _check_conv_inputs(view, inputs):

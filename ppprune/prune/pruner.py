@@ -11,16 +11,17 @@ from ..core.tensors import check_scope_tensor, scope_reader
 
 
 class Pruner:
-    """Prune conv filters by `criterion` ('l1_norm', 'l2_norm', 'geometry_median', 'bn_scale') and
-    `idx_selector` ('default_idx_selector', 'optimal_threshold'). After `prune`, `self.plan` holds what
+    """Prune conv filters by `criterion` ('l1_norm', 'l2_norm', 'geometry_median', 'bn_scale', or a function:
+    `scorer`, named `criterion_name`) and `idx_selector` ('default_idx_selector', 'optimal_threshold', or a
+    function: `selector`, named `selector_name`). After `prune`, `self.plan` holds what
     was pruned (and what was skipped, with the reason), and `self.lookup(v)` finds a value or variable of
     the input program in the pruned copy (PIR values have no names to fetch by)."""
 
     def __init__(self, criterion="l1_norm", idx_selector="default_idx_selector"):
         self.criterion_name = criterion if isinstance(criterion, str) else getattr(criterion, "__name__", "custom")
         self.selector_name = idx_selector if isinstance(idx_selector, str) else getattr(idx_selector, "__name__", "custom")
-        self.criterion = get_criterion(criterion)
-        self.idx_selector = get_selector(idx_selector)
+        self.scorer = get_criterion(criterion)
+        self.selector = get_selector(idx_selector)
         self.plan = None
         self.lookup = None
 
@@ -33,7 +34,7 @@ class Pruner:
         pruned, self.lookup = clone(program)
         view = view_of(pruned)
         check_names(view, params)
-        plan = build_plan(view, scope_reader(scope, view), params, ratios, self.criterion, self.idx_selector,
+        plan = build_plan(view, scope_reader(scope, view), params, ratios, self.scorer, self.selector,
                           names=(self.criterion_name, self.selector_name))
         return self._apply(pruned, view, scope, plan, place, lazy, only_graph, param_backup, param_shape_backup)
 
@@ -47,7 +48,7 @@ class Pruner:
         check_names(view, params)
         names = (plan.criterion or self.criterion_name, plan.idx_selector or self.selector_name)
         new_plan = build_plan(view, scope_reader(scope, view), params, [e.ratio for e in plan.entries],
-                              self.criterion, self.idx_selector, replay={e.param: e.pruned for e in plan.entries},
+                              self.scorer, self.selector, replay={e.param: e.pruned for e in plan.entries},
                               names=names)
         return self._apply(pruned, view, scope, new_plan, place, lazy, only_graph, param_backup, param_shape_backup)
 

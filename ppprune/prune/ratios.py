@@ -124,12 +124,12 @@ def round_ratio(group, ratio, multiple):
     such count, at least one multiple; 0 when even that is impossible)."""
     if multiple == 1 or ratio <= 0:
         return ratio
-    atoms = len(group.atoms())
-    width = group.size // atoms  # channels per atom (a whole group of a grouped conv)
+    n_atoms = len(group.atoms())
+    width = group.size // n_atoms  # channels per atom (a whole group of a grouped conv)
     step = multiple // math.gcd(multiple, width)  # atoms per multiple of channels
-    keep = atoms - min(int(round(atoms * ratio)), atoms - 1)
+    keep = n_atoms - min(int(round(n_atoms * ratio)), n_atoms - 1)
     keep = max(step, int(round(keep / step)) * step)
-    return 0.0 if keep >= atoms else (atoms - keep) / atoms
+    return 0.0 if keep >= n_atoms else (n_atoms - keep) / n_atoms
 
 
 def uniform_ratios(program, params, pruned_flops, scope=None, criterion="l1_norm", idx_selector="default_idx_selector",
