@@ -36,10 +36,13 @@ def add_prune_flags(p):
                    help="conv weights to prune, comma or space separated (see --print_params)")
     p.add_argument("--pruned_ratios", default=None,
                    help="share of channels to remove per weight, in [0, 1): one ratio, or one per weight")
-    from ..core.criteria import CRITERIA
+    from ..core.criteria import CRITERIA, GROUP_REDUCTIONS
     from ..core.selectors import SELECTORS
 
     p.add_argument("--prune_criterion", default="l1_norm", choices=CRITERIA.names())
+    p.add_argument("--group_reduction", default=None, choices=GROUP_REDUCTIONS,
+                   help="score each channel from every conv/fc weight of its group, combined this way (default: "
+                        "the pruned weight alone, as PaddleSlim)")
     p.add_argument("--idx_selector", default="default_idx_selector", choices=SELECTORS.names())
     p.add_argument("--round_to", type=int, default=1, help="keep remaining channel counts multiples of N")
 

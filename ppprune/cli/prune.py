@@ -94,7 +94,7 @@ def _prune_programs(args, session, params, ratios, resumed_plan):
     from ..prune import Pruner
 
     programs, place, _, scope = session
-    pruner = Pruner(args.prune_criterion, args.idx_selector)
+    pruner = Pruner(args.prune_criterion, args.idx_selector, args.group_reduction)
     if resumed_plan is not None:
         plans.check_against_plan(resumed_plan, params, ratios)
         train, _, _ = pruner.apply_plan(programs.train.program, scope, resumed_plan, place=place, only_graph=True)
@@ -184,6 +184,7 @@ def _round_ratios(program, params, ratios, round_to):
 def _ratios_for_target(program, scope, args, params):
     """Per-weight ratios hitting --target_flops, from the sensitivities file (params limit the candidates),
     or without one the same ratio for every listed (default: every prunable) conv."""
+    from ..core.criteria import get_criterion
     from ..prune import load_sensitivities, ratios_for_flops
 
     if not args.sensitivities_file:
@@ -194,18 +195,21 @@ def _ratios_for_target(program, scope, args, params):
     if params:
         sens = {p: v for p, v in sens.items() if p in params}
     ratios = ratios_for_flops(program, sens, args.target_flops, round_to=args.round_to, scope=scope,
-                              criterion=args.prune_criterion, idx_selector=args.idx_selector)
+                              criterion=get_criterion(args.prune_criterion, args.group_reduction),
+                              idx_selector=args.idx_selector)
     chosen = [p for p in ratios if ratios[p] > 0]
     print(f"ratios for {args.target_flops:.0%} fewer FLOPs: " + ", ".join(f"{p}={ratios[p]:.3f}" for p in chosen))
     return chosen, [ratios[p] for p in chosen]
 
 
 def _uniform_for_target(program, scope, args, params):
-    from ..prune.report import prunable_params
+    from ..core.criteria import get_criterion
     from ..prune.ratios import uniform_ratios
+    from ..prune.report import prunable_params
 
     params = params or [row["name"] for row in prunable_params(program)[0]]
-    ratios = uniform_ratios(program, params, args.target_flops, scope=scope, criterion=args.prune_criterion,
+    ratios = uniform_ratios(program, params, args.target_flops, scope=scope,
+                            criterion=get_criterion(args.prune_criterion, args.group_reduction),
                             idx_selector=args.idx_selector, round_to=args.round_to)
     print(f"uniform ratio for {args.target_flops:.0%} fewer FLOPs over {len(params)} convs: "
           f"{max(ratios.values()):.3f}" + (f" (kept channels multiples of {args.round_to})" if args.round_to > 1 else ""))

@@ -50,7 +50,7 @@ def main(argv=None):
 
         ratios = _round_ratios(model.program, params, ratios, args.round_to)
     before = _cost(model.program, model.scope)
-    pruner = Pruner(args.prune_criterion, args.idx_selector)
+    pruner = Pruner(args.prune_criterion, args.idx_selector, args.group_reduction)
     pruned, _, _ = pruner.prune(model.program, model.scope, params, ratios)
     prefix = os.path.join(args.output_dir, "model")
     inference_model.save(model, pruned, prefix, lookup=pruner.lookup)

@@ -2,7 +2,8 @@
 
 Each criterion is `fn(group, read_tensor) -> np.ndarray[size]` where `read_tensor(name)` returns a tensor of
 the scope as a read-only numpy view (no copy, valid while the scope is unchanged: return new arrays). Criteria look
-only at the master weight, except `bn_scale` which reads the batch norm that follows it.
+only at the master weight, except `bn_scale` which reads the batch norm that follows it, and the group-wide
+scores of `group_criterion`, which read every conv and fc weight that loses the channels.
 """
 import numpy as np
 
@@ -10,32 +11,46 @@ from ..registry import Registry
 from .errors import PruneError
 
 CRITERIA = Registry("criterion", error=PruneError)
+GROUP_REDUCTIONS = ("sum", "mean", "max")
 
 
-def _filters(group, read_tensor):
-    """The master's filters as rows, in the tensor's own dtype (sums accumulate in float64)."""
-    w = read_tensor(group.master)
-    return np.moveaxis(w, group.axis, 0).reshape(w.shape[group.axis], -1)
+def _rows(w, axis):
+    """Slices of `w` along `axis` as rows, in the tensor's own dtype (sums accumulate in float64)."""
+    return np.moveaxis(w, axis, 0).reshape(w.shape[axis], -1)
+
+
+def _l1_rows(rows):
+    return np.abs(rows).sum(axis=1, dtype=np.float64)
+
+
+def _l2_rows(rows):
+    return np.sqrt(np.einsum("ij,ij->i", rows, rows, dtype=np.float64))
+
+
+def _fpgm_rows(rows):
+    """FPGM: a row close to all others (near the geometric median) is the most replaceable."""
+    f = rows.astype(np.float64)
+    sq = (f**2).sum(axis=1)
+    d2 = np.maximum(sq[:, None] + sq[None, :] - 2 * f @ f.T, 0.0)
+    return np.sqrt(d2).sum(axis=1)
+
+
+_ROW_SCORES = {"l1_norm": _l1_rows, "l2_norm": _l2_rows, "geometry_median": _fpgm_rows}
 
 
 @CRITERIA.register(name="l1_norm")
 def l1_norm(group, read_tensor):
-    return np.abs(_filters(group, read_tensor)).sum(axis=1, dtype=np.float64)
+    return _l1_rows(_rows(read_tensor(group.master), group.axis))
 
 
 @CRITERIA.register(name="l2_norm")
 def l2_norm(group, read_tensor):
-    f = _filters(group, read_tensor)
-    return np.sqrt(np.einsum("ij,ij->i", f, f, dtype=np.float64))
+    return _l2_rows(_rows(read_tensor(group.master), group.axis))
 
 
 @CRITERIA.register(name="geometry_median")
 def geometry_median(group, read_tensor):
-    """FPGM: a filter close to all others (near the geometric median) is the most replaceable."""
-    f = _filters(group, read_tensor).astype(np.float64)
-    sq = (f**2).sum(axis=1)
-    d2 = np.maximum(sq[:, None] + sq[None, :] - 2 * f @ f.T, 0.0)
-    return np.sqrt(d2).sum(axis=1)
+    return _fpgm_rows(_rows(read_tensor(group.master), group.axis))
 
 
 @CRITERIA.register(name="bn_scale")
@@ -57,7 +72,45 @@ def bn_scale(group, read_tensor):
     )
 
 
-def get_criterion(name):
+def group_criterion(name, reduction):
+    """Score a channel from every weight of its group, as Torch-Pruning's group importance does: the
+    criterion `name` scores the slices of each conv and fc weight the group reaches (the master's filters,
+    followers' filters, consumers' input slices), each mapped to the master channels it holds, and the
+    per-weight scores are combined by `reduction` ('sum', 'mean' or 'max')."""
+    if reduction not in GROUP_REDUCTIONS:
+        raise PruneError(f"group_reduction={reduction!r}: give one of {', '.join(GROUP_REDUCTIONS)} (or None to "
+                         "score the master weight alone)")
+    if name not in _ROW_SCORES:
+        raise PruneError(f"group_reduction works with {', '.join(_ROW_SCORES)}; criterion {name!r} scores one "
+                         "tensor. Drop group_reduction or choose one of those.")
+    row_score = _ROW_SCORES[name]
+
+    def score(group, read_tensor):
+        per_weight = []
+        for (key, axis), ch in group.nodes.items():
+            tensor = group.names.get(key)
+            w = read_tensor(tensor) if tensor else None
+            if w is None or w.ndim < 2:  # biases and norm statistics carry no filter
+                continue
+            values = np.zeros(group.size)
+            np.add.at(values, ch.master, row_score(_rows(w, axis))[ch.local])  # a channel held twice counts twice
+            reached = np.zeros(group.size, dtype=bool)
+            reached[ch.master] = True
+            per_weight.append(np.where(reached, values, np.nan))
+        stacked = np.vstack(per_weight)
+        return {"sum": np.nansum, "mean": np.nanmean, "max": np.nanmax}[reduction](stacked, axis=0)
+
+    score.__name__ = f"{name}, group {reduction}"
+    return score
+
+
+def get_criterion(name, group_reduction=None):
+    """A criterion function from its registered `name` (or a callable as is); with `group_reduction`,
+    its group-wide score (`group_criterion`)."""
+    if group_reduction is not None:
+        if callable(name):
+            raise PruneError("group_reduction needs a criterion by name (l1_norm, l2_norm, geometry_median)")
+        return group_criterion(name, group_reduction)
     if callable(name):
         return name
     return CRITERIA.get(name)

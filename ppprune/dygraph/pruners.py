@@ -49,13 +49,14 @@ class FilterPruner:
     """Prune conv filters of a dygraph `model` traced with `inputs` (an input shape such as
     [1, 3, 224, 224], a list of shapes, or example tensors). `opt`, an optimizer built on the model, has
     its state pruned along with the parameters. `sen_file` holds sensitivities (loaded if it exists).
-    Subclasses set `criterion`."""
+    `group_reduction` ('sum', 'mean', 'max') scores channels from every weight of their group. Subclasses
+    set `criterion`."""
 
     criterion = None
 
-    def __init__(self, model, inputs, sen_file=None, opt=None, idx_selector="default_idx_selector"):
+    def __init__(self, model, inputs, sen_file=None, opt=None, idx_selector="default_idx_selector", group_reduction=None):
         self.model, self.inputs, self.opt, self.sen_file = model, inputs, opt, sen_file
-        self._criterion = get_criterion(self.criterion)
+        self._criterion = get_criterion(self.criterion, group_reduction)
         self._idx_selector = idx_selector
         self._selector = get_selector(idx_selector)
         self._base = self._traced()
@@ -106,7 +107,7 @@ class FilterPruner:
         params, values = check_request([t.resolve(n) for n in ratios], list(ratios.values()))
         core_plan, cuts = build_plan(view, t.read_tensor, params, values, self._criterion, self._selector)
         const_edits = [(op, name, pos, n) for (kind, op, name, pos), n in cuts.edits.items() if kind == "const"]
-        core_plan.criterion = self.criterion
+        core_plan.criterion = self._criterion.__name__
         core_plan.idx_selector = self._idx_selector if isinstance(self._idx_selector, str) else "custom"
         for entry in core_plan.entries:
             entry["path"] = t.paths[entry["param"]]
@@ -162,7 +163,7 @@ class FilterPruner:
         skip = {t.resolve(n) for n in skip_vars or []}
         result = sensitivity(
             t.program, None, [n for n in targets if n not in skip], lambda _: eval_func(), sen_file or self.sen_file,
-            ratios, scope=TensorScope(t.tensors), criterion=self.criterion, idx_selector=self._idx_selector)
+            ratios, scope=TensorScope(t.tensors), criterion=self._criterion, idx_selector=self._idx_selector)
         self._sensitivities = merge_sensitive([self._sensitivities, result])
         return self._sensitivities
 
@@ -185,7 +186,7 @@ class FilterPruner:
         logger.info("skip vars: %s", skip + followers)
         curves = {n: c for n, c in self._sensitivities.items() if n not in followers}
         ratios = ratios_for_flops(t.program, curves, pruned_flops, skip_params=skip, round_to=align or 1,
-                                  tolerance=tolerance, scope=TensorScope(t.tensors), criterion=self.criterion,
+                                  tolerance=tolerance, scope=TensorScope(t.tensors), criterion=self._criterion,
                                   idx_selector=self._idx_selector)
         logger.info("ratios: %s", ratios)
         return self.prune_vars(ratios)

@@ -14,12 +14,14 @@ class Pruner:
     """Prune conv filters by `criterion` ('l1_norm', 'l2_norm', 'geometry_median', 'bn_scale') and
     `idx_selector` ('default_idx_selector', 'optimal_threshold'). After `prune`, `self.plan` holds what
     was pruned (and what was skipped, with the reason), and `self.lookup(v)` finds a value or variable of
-    the input program in the pruned copy (PIR values have no names to fetch by)."""
+    the input program in the pruned copy (PIR values have no names to fetch by). `group_reduction`
+    ('sum', 'mean', 'max') scores each channel from every weight of its group, not the master alone
+    (see `core.criteria.group_criterion`)."""
 
-    def __init__(self, criterion="l1_norm", idx_selector="default_idx_selector"):
-        self.criterion_name = criterion if isinstance(criterion, str) else getattr(criterion, "__name__", "custom")
+    def __init__(self, criterion="l1_norm", idx_selector="default_idx_selector", group_reduction=None):
+        self.criterion = get_criterion(criterion, group_reduction)
+        self.criterion_name = self.criterion.__name__ if group_reduction or not isinstance(criterion, str) else criterion
         self.selector_name = idx_selector if isinstance(idx_selector, str) else getattr(idx_selector, "__name__", "custom")
-        self.criterion = get_criterion(criterion)
         self.idx_selector = get_selector(idx_selector)
         self.plan = None
         self.lookup = None
