@@ -60,6 +60,9 @@ def recipes(seeds):
         for seed in (seeds if target == 0.5 else seeds[:1]):
             rows.append(dict(name=name, pruner=key, selector=selector, how=how, target=target, align=1, seed=seed,
                              finetune=True))
+    for seed in seeds:  # group-wide scores (`group_reduction`); the sensitivities above score the master alone
+        rows.append(dict(name="uniform + L1, group sum", pruner="l1", selector="default_idx_selector", how="uniform",
+                         target=0.5, align=1, seed=seed, finetune=True, reduction="sum"))
     for how in ("uniform", "sensitive"):  # latency against channel alignment (item: round_to 1, 8, 16)
         for align in (8, 16):
             rows.append(dict(name=f"{how} + L1, channels multiple of {align}", pruner="l1", selector="default_idx_selector",
@@ -68,7 +71,9 @@ def recipes(seeds):
 
 
 def row_id(r):
-    return f"{r['how']}-{r['pruner']}-{r['selector']}-{r['target']}-a{r['align']}-s{r['seed']}-{'ft' if r['finetune'] else 'raw'}"
+    reduction = f"-g{r['reduction']}" if r.get("reduction") else ""
+    return (f"{r['how']}-{r['pruner']}{reduction}-{r['selector']}-{r['target']}-a{r['align']}-s{r['seed']}-"
+            f"{'ft' if r['finetune'] else 'raw'}")
 
 
 # -- data and training --------------------------------------------------------------------------------
@@ -212,7 +217,8 @@ def run_row(args, r, data, state):
     net = model(args)
     net.set_state_dict(paddle.load(os.path.join(args.work, "baseline.pdparams")))
     sen_file = os.path.join(args.work, f"sensitivities_{r['pruner']}.pkl") if r["how"] == "sensitive" else None
-    pruner = PRUNERS[r["pruner"]](net, [1, 3, SIZE, SIZE], sen_file=sen_file, idx_selector=r["selector"])
+    pruner = PRUNERS[r["pruner"]](net, [1, 3, SIZE, SIZE], sen_file=sen_file, idx_selector=r["selector"],
+                                  group_reduction=r.get("reduction"))
     if r["how"] == "none":
         plan = pruner.prune_vars({})
     elif r["how"] == "uniform":

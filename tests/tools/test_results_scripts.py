@@ -31,7 +31,7 @@ def test_classification_table_tiny(tmp_path):
     assert "== uniform + L1 -50%" in out
     table = report.read_text()
     rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line][1:]
-    assert len(rows) == 13 and rows[0].startswith("| Baseline |") and rows[1].startswith("| Baseline + the same fine-tuning |")
+    assert len(rows) == 14 and rows[0].startswith("| Baseline |") and rows[1].startswith("| Baseline + the same fine-tuning |")
     state = json.loads((work / "state.json").read_text())
     base = state["rows"]["baseline"]
     for key, r in state["rows"].items():
