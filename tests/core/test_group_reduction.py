@@ -4,8 +4,7 @@ import numpy as np
 import paddle
 import pytest
 
-import nets
-import oracle
+from tests.helpers import nets, oracle
 from ppprune.core.criteria import get_criterion
 from ppprune.core.errors import PruneError
 from ppprune.core.graph import view_of
