@@ -18,13 +18,13 @@ import numpy as np
 import paddle
 import paddle.nn.functional as F
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repo root: tests.helpers
 paddle.enable_static()
 
-import oracle  # noqa: E402
-from test_sensitive import _digits, straightforward  # noqa: E402  (the tests' reference loop)
 from ppprune.core.graph import clone  # noqa: E402
 from ppprune.prune import sensitivity  # noqa: E402
+from tests.core.test_sensitive import _digits, straightforward  # noqa: E402  (the tests' reference loop)
+from tests.helpers import oracle  # noqa: E402
 
 
 def build_and_train(steps, seed=0):

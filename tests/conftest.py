@@ -1,11 +1,10 @@
 import os
 import sys
 
+import paddle
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
-
-import paddle  # noqa: E402
+from tests.helpers import ROOT
 
 paddle.enable_static()
 
@@ -18,16 +17,13 @@ def _static_mode():
     paddle.enable_static()
 
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
 @pytest.fixture(scope="session")
 def tiny_cli(tmp_path_factory):
     """A tiny config over a tiny generated dataset, and a 'baseline' checkpoint trained by tools/train.py,
     shared by the CLI, bad-input and fault tests."""
     import subprocess
 
-    import tiny
+    from tests.helpers import tiny
 
     tmp = tmp_path_factory.mktemp("cli")
     cfg = tiny.write_config(tmp)

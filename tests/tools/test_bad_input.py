@@ -1,0 +1,379 @@
+"""Bad input, table-driven, over every tool and the public API. Each case must answer with exit code 2 and
+exactly one line naming the problem (the public API: its documented exception), never a traceback, and
+leave every file it could touch (config, dataset, weights, earlier outputs) byte for byte as it was.
+
+The tools run in-process (`runner.run`, exactly what tools/*.py call) so that fifty cases cost seconds;
+a few run as real subprocesses too."""
+import hashlib
+import json
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import paddle
+import pytest
+
+from tests.helpers import ROOT, nets, oracle
+from ppprune.core.errors import MissingDependency, PruneError
+from tests.helpers.tools import run_in_process
+
+PARAMS = "yolo_block.0.0.0.conv.weights,yolo_block.0.0.1.conv.weights"
+
+
+def _subprocess(name, *args):
+    env = dict(os.environ, PYTHONWARNINGS="ignore", GLOG_minloglevel="2")
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "tools", name), *args], capture_output=True,
+                          text=True, env=env, timeout=600, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.fixture(scope="module")
+def world(tiny_cli):
+    """The shared tiny model, plus a pruned run and its export in their own folders, and broken inputs."""
+    bad = tiny_cli["tmp"] / "bad"
+    bad.mkdir()
+    out = bad / "out"
+    cfg, base = tiny_cli["cfg"], tiny_cli["base"]
+    _subprocess("prune.py", "-c", cfg, "-o", f"weights={base}", f"save_dir={out}", "max_iters=1", "snapshot_iter=1",
+                "--pruned_params", PARAMS, "--pruned_ratios", "0.25")
+    pruned = out / "tiny_pruned"
+    _subprocess("export_model.py", "-c", cfg, "-o", f"weights={pruned / 'model_final'}", f"save_dir={out}", "--repeat", "1")
+
+    edited = bad / "edited"  # a copy whose plan.json lost other channels (same count)
+    edited.mkdir()
+    for n in ("model_final.pdparams", "model_final.pdopt"):
+        shutil.copy(pruned / n, edited / n)
+    text = (pruned / "plan.json").read_text()
+    plan = json.loads(text)
+    entry = plan["entries"][0]
+    entry["pruned"] = sorted(set(range(entry["size"])) - set(entry["pruned"]))[: len(entry["pruned"])]
+    (edited / "plan.json").write_text(json.dumps(plan))
+    truncated_plan = bad / "truncplan"
+    truncated_plan.mkdir()
+    for n in ("model_final.pdparams", "model_final.pdopt"):
+        shutil.copy(pruned / n, truncated_plan / n)
+    (truncated_plan / "plan.json").write_text(text[: len(text) // 2])
+
+    files = bad / "files"
+    files.mkdir()
+    raw = open(base + ".pdparams", "rb").read()
+    (files / "truncated.pdparams").write_bytes(raw[: len(raw) // 3])
+    (files / "list.pdparams").write_bytes(pickle.dumps([1, 2, 3]))
+    (files / "sens_truncated.pkl").write_bytes(pickle.dumps({"a": {0.1: 0.1}})[:10])
+    (files / "sens_text.pkl").write_text("not a pickle\n")
+    (files / "sens_nonnumeric.pkl").write_bytes(pickle.dumps({"yolo_block.0.0.0.conv.weights": {0.1: "abc"}}))
+    (files / "bad_yaml.yml").write_text("max_iters: 3\n  snapshot_iter: [1, 2\n")
+    (files / "unknown_arch.yml").write_text(f"_BASE_: [{cfg}]\narchitecture: YOLOv4\n")
+    user = bad / "user"  # folders of the user's, where the tools would write with -o save_dir={user}
+    for sub in ("", "tiny", "tiny_pruned"):
+        (user / sub).mkdir(exist_ok=True)
+        (user / sub / "notes.txt").write_text("mine\n")
+    (bad / "no_images").mkdir()
+    return {"cfg": cfg, "base": base, "out": out, "pruned": pruned, "export": out / "tiny_export", "edited": edited,
+            "truncplan": truncated_plan, "files": files, "user": user, "bad": bad, "tmp": tiny_cli["tmp"],
+            "image": str(sorted((tiny_cli["data"] / "JPEGImages").iterdir())[0])}
+
+
+_HASHES = {}
+
+
+def tree_state(root):
+    """{path: sha1} of every file under `root` (hashes are cached by inode, size and mtime)."""
+    state = {}
+    for folder, dirs, names in os.walk(root):
+        for d in dirs:
+            state[os.path.join(folder, d)] = "dir"
+        for n in names:
+            path = os.path.join(folder, n)
+            st = os.stat(path)
+            key = (path, st.st_ino, st.st_size, st.st_mtime_ns)
+            if key not in _HASHES:
+                _HASHES[key] = hashlib.sha1(open(path, "rb").read()).hexdigest()
+            state[path] = _HASHES[key]
+    return state
+
+
+# (id, tool, argv with {placeholders} from the world fixture, what the error line must say)
+NO_DATA = ["demo_data=", "TrainReader.dataset.dataset_dir=/nonexistent/voc", "EvalReader.dataset.dataset_dir=/nonexistent/voc"]
+CASES = [
+    # -- train
+    ("train-max_iters-abc", "train", ["-o", "max_iters=abc"], "max_iters takes an integer"),
+    ("train-max_iters-negative", "train", ["-o", "max_iters=-1", "save_dir={out}"], "max_iters is -1"),
+    ("train-max_iters-zero", "train", ["-o", "max_iters=0", "save_dir={out}"], "max_iters is 0"),
+    ("train-snapshot_iter-zero", "train", ["-o", "snapshot_iter=0", "save_dir={out}"], "snapshot_iter is 0"),
+    ("train-base_lr-negative", "train", ["-o", "LearningRate.base_lr=-0.1", "save_dir={out}"], "base_lr is -0.1"),
+    ("train-batch_size-zero", "train", ["-o", "TrainReader.batch_size=0", "save_dir={out}"], "batch_size is 0"),
+    ("train-use_gpu-word", "train", ["-o", "use_gpu=maybe"], "use_gpu takes true or false"),
+    ("train-list-for-number", "train", ["-o", "max_iters=[1,2]"], "max_iters takes an integer"),
+    ("train-override-no-equals", "train", ["-o", "max_iters"], "must look like key.sub=value"),
+    ("train-unknown-key", "train", ["-o", "max_iter=3"], "Did you mean 'max_iters'"),
+    ("train-weights-truncated", "train", ["-o", "weights={files}/truncated.pdparams", "save_dir={out}"], "truncated or not a pickle"),
+    ("train-weights-list", "train", ["-o", "weights={files}/list.pdparams", "save_dir={out}"], "holds a pickled list"),
+    ("train-weights-missing", "train", ["-o", "weights={bad}/none/model", "save_dir={out}"], "no weights at"),
+    ("train-weights-url", "train", ["-o", "weights=https://example.com/m.pdparams"], "URL"),
+    ("train-resume-missing", "train", ["-r", "{bad}/none/5", "-o", "save_dir={out}"], "no weights at"),
+    ("train-yaml-syntax", "train", ["-c", "{files}/bad_yaml.yml"], "YAML syntax error at line 2"),
+    ("train-unknown-architecture", "train", ["-c", "{files}/unknown_arch.yml", "-o", "save_dir={out}"], "unknown architecture 'YOLOv4'"),
+    ("train-config-typo", "train", ["-c", "configs/yolov3/yolov3_mobilenet_v1_dem.yml"], "yolov3_mobilenet_v1_demo.yml"),
+    ("train-into-user-folder", "train", ["-o", "save_dir={user}", "weights={base}"], "ppprune did not write"),
+    ("train-into-input-folder", "train", ["-o", "weights={base}"], "holds the input"),
+    ("train-no-config", "train", ["-c"], "expected one argument"),
+    ("train-unknown-flag", "train", ["--evaluate"], "unrecognized arguments: --evaluate"),
+    ("train-missing-dataset", "train", ["-o", *NO_DATA, "save_dir={out}"], "VOC dataset directory not found"),
+    # -- prune
+    ("prune-round_to-zero", "prune", ["-o", "weights={base}", "--pruned_params", PARAMS, "--pruned_ratios", "0.2", "--round_to", "0"], "--round_to 0"),
+    ("prune-round_to-negative", "prune", ["-o", "weights={base}", "--pruned_params", PARAMS, "--pruned_ratios", "0.2", "--round_to", "-3"], "--round_to -3"),
+    ("prune-round_to-word", "prune", ["--round_to", "eight"], "invalid int value: 'eight'"),
+    ("prune-ratio-word", "prune", ["-o", "weights={base}", "--pruned_params", PARAMS, "--pruned_ratios", "0.2,a"], "'a' is not a number"),
+    ("prune-ratio-one", "prune", ["-o", "weights={base}", "--pruned_params", PARAMS, "--pruned_ratios", "1.0"], "outside [0, 1)"),
+    ("prune-unknown-param", "prune", ["-o", "weights={base}", "save_dir={out}", "--pruned_params", "yolo_block.0.0.0.conv.weight", "--pruned_ratios", "0.2"], "Did you mean 'yolo_block.0.0.0.conv.weights'"),
+    ("prune-nothing", "prune", ["-o", "weights={base}"], "nothing to prune"),
+    ("prune-target-and-ratios", "prune", ["-o", "weights={base}", "--target_flops", "0.3", "--pruned_ratios", "0.2"],
+     "--target_flops chooses the ratios"),
+    ("prune-target-out-of-range", "prune", ["-o", "weights={base}", "--target_flops", "1.5"], "pruned_flops=1.5"),
+    ("prune-sens-truncated", "prune", ["-o", "weights={base}", "save_dir={out}", "--target_flops", "0.3", "-s", "{files}/sens_truncated.pkl"], "not a readable sensitivities file"),
+    ("prune-sens-not-pickle", "prune", ["-o", "weights={base}", "save_dir={out}", "--target_flops", "0.3", "-s", "{files}/sens_text.pkl"], "not a readable sensitivities file"),
+    ("prune-sens-nonnumeric", "prune", ["-o", "weights={base}", "save_dir={out}", "--target_flops", "0.3", "-s", "{files}/sens_nonnumeric.pkl"], "must be finite numbers"),
+    ("prune-missing-dataset", "prune", ["-o", "weights={base}", "save_dir={out}", *NO_DATA, "--pruned_params", PARAMS, "--pruned_ratios", "0.5"], "VOC dataset directory not found"),
+    ("prune-max_iters-abc", "prune", ["-o", "weights={base}", "save_dir={out}", "max_iters=abc", "--pruned_params", PARAMS, "--pruned_ratios", "0.5"], "max_iters takes an integer"),
+    ("prune-resume-edited-plan", "prune", ["-r", "{edited}/model_final", "-o", "save_dir={out}"], "not the one it was saved with"),
+    ("prune-resume-truncated-plan", "prune", ["-r", "{truncplan}/model_final", "-o", "save_dir={out}"], "not a readable plan"),
+    ("prune-into-input-folder", "prune", ["-o", "weights={pruned}/model_final", "save_dir={out}", "--pruned_params", PARAMS, "--pruned_ratios", "0.1"], "holds the input"),
+    ("prune-into-user-folder", "prune", ["-o", "weights={base}", "save_dir={user}", "--pruned_params", PARAMS, "--pruned_ratios", "0.1"], "ppprune did not write"),
+    # -- eval
+    ("eval-edited-plan", "eval", ["-o", "weights={edited}/model_final"], "not the one it was saved with"),
+    ("eval-truncated-plan", "eval", ["-o", "weights={truncplan}/model_final"], "not a readable plan"),
+    ("eval-weights-truncated", "eval", ["-o", "weights={files}/truncated.pdparams"], "truncated or not a pickle"),
+    ("eval-round_to-zero", "eval", ["-o", "weights={base}", "--pruned_params", PARAMS, "--pruned_ratios", "0.2", "--round_to", "0"], "--round_to 0"),
+    ("eval-no-weights", "eval", [], "no weights to load"),
+    # -- export
+    ("export-into-user-folder", "export_model", ["-o", "weights={pruned}/model_final", "--output_dir", "{user}"], "ppprune did not write"),
+    ("export-into-weights-folder", "export_model", ["-o", "weights={pruned}/model_final", "--output_dir", "{pruned}"], "holds the input"),
+    ("export-above-weights-folder", "export_model", ["-o", "weights={pruned}/model_final", "--output_dir", "{out}"], "holds the input"),
+    ("export-edited-plan", "export_model", ["-o", "weights={edited}/model_final", "--output_dir", "{export}"], "not the one it was saved with"),
+    ("export-weights-list", "export_model", ["-o", "weights={files}/list.pdparams", "--output_dir", "{export}"], "holds a pickled list"),
+    # -- sensitive
+    ("sensitive-ratios-word", "sensitive", ["-o", "weights={base}", "save_dir={out}", "--pruned_ratios", "abc"], "'abc' is not a number"),
+    ("sensitive-ratios-range", "sensitive", ["-o", "weights={base}", "save_dir={out}", "--pruned_ratios", "0.2,1.5"], "outside (0, 1)"),
+    ("sensitive-shard-range", "sensitive", ["-o", "weights={base}", "save_dir={out}", "--shard", "3/2"], "--shard '3/2'"),
+    ("sensitive-shard-word", "sensitive", ["-o", "weights={base}", "save_dir={out}", "--shard", "x"], "--shard 'x'"),
+    ("sensitive-file-truncated", "sensitive", ["-o", "weights={base}", "save_dir={out}", "-s", "{files}/sens_truncated.pkl"], "not a readable sensitivities file"),
+    ("sensitive-file-not-pickle", "sensitive", ["-o", "weights={base}", "save_dir={out}", "-s", "{files}/sens_text.pkl"], "not a readable sensitivities file"),
+    ("sensitive-file-nonnumeric", "sensitive", ["-o", "weights={base}", "save_dir={out}", "-s", "{files}/sens_nonnumeric.pkl"], "must be finite numbers"),
+    ("sensitive-merge-truncated", "sensitive", ["-o", "weights={base}", "save_dir={out}", "--merge", "{files}/sens_truncated.pkl"], "not a readable sensitivities file"),
+    ("sensitive-eval_batches-zero", "sensitive", ["-o", "weights={base}", "save_dir={out}", "--eval_batches", "0"], "--eval_batches 0"),
+    ("sensitive-unknown-param", "sensitive", ["-o", "weights={base}", "save_dir={out}", "--pruned_params", "nope_weights"], "unknown parameter 'nope_weights'"),
+    ("sensitive-missing-dataset", "sensitive", ["-o", "weights={base}", "save_dir={out}", *NO_DATA], "VOC dataset directory not found"),
+    ("sensitive-into-input-folder", "sensitive", ["-o", "weights={bad}/out/tiny_sensitivity/w", "save_dir={out}"], None),
+    # -- infer
+    ("infer-no-export", "infer", ["--model_dir", "{bad}/none", "--infer_img", "{image}"], "no infer_cfg.yml"),
+    ("infer-image-missing", "infer", ["--model_dir", "{export}", "--infer_img", "{bad}/none.jpg", "--output_dir", "{bad}/infer"], "does not exist"),
+    ("infer-no-images", "infer", ["--model_dir", "{export}", "--infer_dir", "{bad}/no_images", "--output_dir", "{bad}/infer"], "no .jpg/.png images"),
+    ("infer-into-model-folder", "infer", ["--model_dir", "{export}", "--infer_img", "{image}", "--output_dir", "{export}"], "holds the input"),
+    ("infer-into-user-folder", "infer", ["--model_dir", "{export}", "--infer_img", "{image}", "--output_dir", "{user}"], "ppprune did not write"),
+    ("infer-nothing-given", "infer", ["--model_dir", "{export}"], "give --infer_img or --infer_dir"),
+    ("infer-threads-word", "infer", ["--model_dir", "{export}", "--threads", "two"], "invalid int value: 'two'"),
+    # -- a config naming an evaluator that does not exist: the key and the known metrics
+    ("eval-unknown-metric", "eval", ["-o", "weights={base}", "metric=mAPP"],
+     "config key 'metric': unknown metric 'mAPP'. Registered metrics: COCO, VOC, accuracy"),
+    ("train-unknown-metric", "train", ["--eval", "-o", "save_dir={out}", "metric=VOCC"], "Did you mean 'VOC'?"),
+]
+
+
+def _argv(tool, args, world):
+    args = [a.format(**world) for a in args]
+    if tool != "infer" and "-c" not in args:
+        args = ["-c", world["cfg"]] + args
+    return args
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_tool_refuses(world, case, capfd, monkeypatch):
+    name, tool, args, message = case
+    if name == "sensitive-into-input-folder":  # weights inside the folder the tool would write
+        folder = world["out"] / "tiny_sensitivity"
+        folder.mkdir(exist_ok=True)
+        for ext in (".pdparams", ".pdopt"):
+            shutil.copy(world["base"] + ext, folder / ("w" + ext))
+        message = "holds the input"
+    monkeypatch.chdir(ROOT)
+    before = tree_state(world["tmp"])
+    capfd.readouterr()
+    code = run_in_process(tool, _argv(tool, args, world))
+    out, err = capfd.readouterr()
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code == 2, out + err
+    assert len(errors) == 1 and message in errors[0], err
+    assert "Traceback" not in out + err
+    assert tree_state(world["tmp"]) == before  # nothing written, replaced or removed
+
+
+def test_real_entry_points_answer_in_one_line(world):
+    """The same answers from tools/*.py as separate processes (what a user runs)."""
+    env = dict(os.environ, PYTHONWARNINGS="ignore", GLOG_minloglevel="2")
+    for name, tool, args, message in (CASES[0], CASES[15], CASES[42]):
+        before = tree_state(world["tmp"])
+        script = os.path.join(ROOT, "tools", ("export_model" if tool == "export_model" else tool) + ".py")
+        proc = subprocess.run([sys.executable, script, *_argv(tool, args, world)], capture_output=True, text=True,
+                              env=env, timeout=600, cwd=ROOT)
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        lines = [line for line in proc.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], proc.stderr
+        assert tree_state(world["tmp"]) == before
+
+
+# -- the public API ---------------------------------------------------------------------------------------------
+def _seed(ir="pir"):
+    with oracle.ir_guard(ir):
+        main, startup, x, out = oracle.build(nets.residual, [3, 8, 8])
+        scope, exe = oracle.init_scope(startup, main)
+    return main, startup, scope
+
+
+def _scope_state(scope, program):
+    return {n: np.array(scope.find_var(n).get_tensor()).tobytes() for n in oracle.persistable_names(program)
+            if scope.find_var(n) is not None and scope.find_var(n).get_tensor()._is_initialized()}
+
+
+def api_lazy_only_graph():
+    from ppprune.prune import Pruner
+
+    main, _, scope = _seed()
+    return Pruner().prune, (main, scope, ["conv4_weights"], [0.5]), {"lazy": True, "only_graph": True}, scope, main
+
+
+def api_pruned_scope():
+    from ppprune.prune import Pruner
+
+    main, _, scope = _seed()
+    Pruner().prune(main, scope, ["conv4_weights"], [0.5])  # the scope now holds the pruned shapes
+    return Pruner().prune, (main, scope, ["conv4_weights"], [0.5]), {}, scope, main
+
+
+def api_uninitialised():
+    from ppprune.prune import Pruner
+
+    main, _, _ = _seed()
+    scope = paddle.static.Scope()
+    for n in oracle.persistable_names(main):
+        scope.var(n)  # exists, never initialised
+    return Pruner().prune, (main, scope, ["conv4_weights"], [0.5]), {}, None, main
+
+
+def api_ratio_one():
+    from ppprune.prune import Pruner
+
+    main, _, scope = _seed()
+    return Pruner().prune, (main, scope, ["conv4_weights"], [1.0]), {}, scope, main
+
+
+def api_unknown_param():
+    from ppprune.prune import Pruner
+
+    main, _, scope = _seed()
+    return Pruner().prune, (main, scope, ["conv9_weights"], [0.5]), {}, scope, main
+
+
+def api_sensitivity_nan():
+    from ppprune.prune import sensitivity
+
+    main, _, scope = _seed()
+    return sensitivity, (main, None, ["conv4_weights"], lambda p: float("nan")), {"scope": scope}, scope, main
+
+
+def api_sensitivity_non_number():
+    from ppprune.prune import sensitivity
+
+    main, _, scope = _seed()
+    return sensitivity, (main, None, ["conv4_weights"], lambda p: "good"), {"scope": scope}, scope, main
+
+
+def _dygraph(shape):
+    from paddle.vision.models import mobilenet_v1
+
+    import ppprune
+
+    paddle.disable_static()
+    return ppprune.L1NormFilterPruner, (mobilenet_v1(scale=0.25, num_classes=10), shape), {}, None, None
+
+
+def api_dygraph_no_batch_dim():
+    return _dygraph([3, 32, 32])
+
+
+def api_dygraph_wrong_channels():
+    return _dygraph([1, 4, 32, 32])
+
+
+def api_plan_truncated(tmp):
+    from ppprune.core.plan import Plan
+
+    (tmp / "plan.json").write_text('{"entries": [{"param": ')
+    return Plan.load, (str(tmp / "plan.json"),), {}, None, None
+
+
+def api_sensitivities_truncated(tmp):
+    from ppprune.prune import load_sensitivities
+
+    (tmp / "s.pkl").write_bytes(pickle.dumps({"a": {0.1: 0.2}})[:7])
+    return load_sensitivities, (str(tmp / "s.pkl"),), {}, None, None
+
+
+def api_ratios_for_flops_round_to(tmp):
+    from ppprune.prune import ratios_for_flops
+
+    main, _, scope = _seed()
+    return ratios_for_flops, (main, {"conv4_weights": {0.5: 0.1}}, 0.2), {"round_to": 0, "scope": scope}, scope, main
+
+
+def api_demo_without_skimage(tmp):
+    from ppprune.data import ensure_demo_voc
+
+    return ensure_demo_voc, (str(tmp / "demo"),), {"num_train": 2, "num_val": 1, "image_size": 64}, None, None
+
+
+# The public API's bad input, by what it is given: the static pruner, sensitivities, a dygraph Layer,
+# files written by someone else, an optional dependency that is missing.
+API_CASES = [
+    # prune
+    ("prune-lazy-only_graph", api_lazy_only_graph, PruneError, "changes nothing|would change nothing"),
+    ("prune-already-pruned-scope", api_pruned_scope, PruneError, "pruned already"),
+    ("prune-uninitialised-param", api_uninitialised, PruneError, "never initialised"),
+    ("prune-ratio-one", api_ratio_one, PruneError, "outside"),
+    ("prune-unknown-param", api_unknown_param, PruneError, "unknown parameter"),
+    # sensitivity
+    ("sensitivity-nan", api_sensitivity_nan, PruneError, "finite number"),
+    ("sensitivity-non-number", api_sensitivity_non_number, PruneError, "must return one number"),
+    ("ratios_for_flops-round_to", api_ratios_for_flops_round_to, PruneError, "positive integer"),
+    # dygraph
+    ("dygraph-no-batch-dim", api_dygraph_no_batch_dim, PruneError, "batch dimension"),
+    ("dygraph-wrong-channels", api_dygraph_wrong_channels, PruneError, "4 input channels, but it takes 3"),
+    # files
+    ("plan-load-truncated", api_plan_truncated, PruneError, "not a readable plan"),
+    ("load_sensitivities-truncated", api_sensitivities_truncated, PruneError, "not a readable sensitivities file"),
+    # data
+    ("demo-data-without-skimage", api_demo_without_skimage, MissingDependency, r"ppprune\[data\]"),
+]
+
+
+@pytest.mark.parametrize("case", API_CASES, ids=[c[0] for c in API_CASES])
+def test_api_refuses(case, tmp_path, monkeypatch):
+    name, make, error, message = case
+    if name == "demo-data-without-skimage":
+        monkeypatch.setitem(sys.modules, "skimage", None)  # as if scikit-image were not installed
+        monkeypatch.setitem(sys.modules, "skimage.data", None)
+    try:
+        fn, args, kwargs, scope, program = make(tmp_path) if make.__code__.co_argcount else make()
+        before = _scope_state(scope, program) if scope is not None else None
+        with pytest.raises(error, match=message) as info:
+            fn(*args, **kwargs)
+        assert "\n" not in str(info.value)
+        if scope is not None:
+            assert _scope_state(scope, program) == before  # nothing half-pruned
+        if name == "demo-data-without-skimage":
+            assert os.listdir(tmp_path) == []  # not even a temp folder is left
+    finally:
+        paddle.enable_static()
