@@ -281,7 +281,7 @@ def report(args, state, seconds):
 
     lines.append(f"| Baseline | 1 | {base['top1']:.2%} | {base['top5']:.2%} | {base['file_mb']:.2f} | "
                  f"{base['flops'] / 1e6:.1f} | {lat(base, 1)} | {lat(base, 2)} |")
-    for (name, target, finetune), rs in groups.items():
+    for (name, target, finetune), rs in sorted(groups.items(), key=lambda g: g[0][1] > 0):  # the control first
         r0 = rs[0]
         if finetune:
             t1 = np.array([r["top1"] for r in rs])
