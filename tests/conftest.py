@@ -17,6 +17,14 @@ def _static_mode():
     paddle.enable_static()
 
 
+@pytest.fixture
+def dygraph():
+    """Dygraph mode for one test (modules of dygraph tests use it for all: `pytestmark`)."""
+    paddle.disable_static()
+    yield
+    paddle.enable_static()
+
+
 @pytest.fixture(scope="session")
 def tiny_cli(tmp_path_factory):
     """A tiny config over a tiny generated dataset, and a 'baseline' checkpoint trained by tools/train.py,

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..fsutil import atomic_write
-from .apply_static import extend_to_training, new_shapes, scope_changes
 from .disjoint import DisjointSets
 from .errors import PruneError
 from .groups import discover, followed_convs, master_axis
 from .merged import Member, check_quota, member_pruned, merge, select_quota
 from .merged import scores as merged_scores
+from .removal import extend_to_training, new_shapes, scope_changes
 from .selectors import default_idx_selector
 
 

@@ -9,8 +9,8 @@ the attributes that describe channel counts, fixed here from the new shapes and 
 import numpy as np
 from paddle import nn
 
-from ..core.apply_static import apply_scope, restore_scope
 from ..core.errors import PruneError
+from ..core.scope_write import apply_scope, restore_scope
 
 # op type -> (input slot of the weight that identifies the layer, layer attribute of the op's `groups`)
 _GROUP_ATTRS = {

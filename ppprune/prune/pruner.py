@@ -1,11 +1,12 @@
 """`Pruner`: prune conv output channels of a static Program and its Scope (PIR or legacy IR)."""
-from ..core.apply_static import apply_program, apply_scope, prune_startup
 from ..core.criteria import get_criterion
 from ..core.errors import PruneError
 from ..core.graph import clone, view_of
 from ..core.plan import build as build_plan
 from ..core.plan import warn_if_zeroing_differs
+from ..core.program_edit import apply_program, prune_startup
 from ..core.request import check_names, check_request
+from ..core.scope_write import apply_scope
 from ..core.selectors import get_selector
 from ..core.tensors import check_scope_tensor, scope_reader
 

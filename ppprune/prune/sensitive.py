@@ -17,12 +17,13 @@ import numpy as np
 import paddle
 from tqdm import tqdm
 
-from ..core.apply_static import apply_scope, restore_scope, scope_changes
 from ..core.criteria import get_criterion
 from ..core.errors import PruneError
 from ..core.graph import view_of
 from ..core.plan import Listing, choose, unit_group
+from ..core.removal import scope_changes
 from ..core.request import check_names, check_ratio
+from ..core.scope_write import apply_scope, restore_scope
 from ..core.selectors import get_selector
 from ..core.tensors import scope_reader
 from ..fsutil import atomic_write

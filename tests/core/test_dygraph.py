@@ -17,11 +17,7 @@ from tests.helpers import ROOT
 from tests.helpers.dygraph import MODELS, SHAPE, assert_attrs_true, assert_same, make, run_inference, snapshot
 
 
-@pytest.fixture(autouse=True)
-def dygraph():
-    paddle.disable_static()
-    yield
-    paddle.enable_static()
+pytestmark = pytest.mark.usefixtures("dygraph")
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))

@@ -15,11 +15,7 @@ ZOO = {name: ctor for name, (ctor, _) in MODELS.items()}
 ZOO.update(nets.LAYERS)
 
 
-@pytest.fixture(autouse=True)
-def dygraph():
-    paddle.disable_static()
-    yield
-    paddle.enable_static()
+pytestmark = pytest.mark.usefixtures("dygraph")
 
 
 @pytest.mark.parametrize("name", sorted(ZOO))

@@ -59,19 +59,15 @@ def test_a_group_of_one_weight_scores_as_the_master_alone():
                 np.testing.assert_allclose(get_criterion(name, reduction)(group, read), norm)
 
 
-def test_dygraph_pruner_takes_group_reduction():
-    paddle.disable_static()
-    try:
-        from ppprune import L1NormFilterPruner
+def test_dygraph_pruner_takes_group_reduction(dygraph):
+    from ppprune import L1NormFilterPruner
 
-        model = paddle.vision.models.mobilenet_v1(scale=0.25, num_classes=10)
-        plain = L1NormFilterPruner(model, [1, 3, 32, 32]).prune_vars({"conv2d_0.w_0": 0.5}, apply=None)
-        grouped = L1NormFilterPruner(model, [1, 3, 32, 32], group_reduction="sum").prune_vars({"conv2d_0.w_0": 0.5},
-                                                                                         apply=None)
-        assert grouped.criterion == "l1_norm, group sum" and plain.criterion == "l1_norm"
-        assert len(grouped.entries[0].pruned) == len(plain.entries[0].pruned) == 4
-    finally:
-        paddle.enable_static()
+    model = paddle.vision.models.mobilenet_v1(scale=0.25, num_classes=10)
+    plain = L1NormFilterPruner(model, [1, 3, 32, 32]).prune_vars({"conv2d_0.w_0": 0.5}, apply=None)
+    grouped = L1NormFilterPruner(model, [1, 3, 32, 32], group_reduction="sum").prune_vars({"conv2d_0.w_0": 0.5},
+                                                                                     apply=None)
+    assert grouped.criterion == "l1_norm, group sum" and plain.criterion == "l1_norm"
+    assert len(grouped.entries[0].pruned) == len(plain.entries[0].pruned) == 4
 
 
 @pytest.mark.parametrize("criterion,reduction,message", [

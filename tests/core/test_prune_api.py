@@ -6,7 +6,7 @@ import paddle
 import pytest
 
 from tests.helpers import nets, oracle
-from ppprune.core.apply_static import restore_scope
+from ppprune.core.scope_write import restore_scope
 from ppprune.core.errors import PruneError
 from ppprune.core.plan import Plan
 from ppprune.prune import Pruner

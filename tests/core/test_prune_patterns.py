@@ -227,13 +227,6 @@ def test_branch_values_that_disagree_are_refused_naming_the_block():
 # -- dygraph ----------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def dygraph():
-    paddle.disable_static()
-    yield
-    paddle.enable_static()
-
-
 def _shufflenet():
     from paddle.vision.models import shufflenet_v2_x0_25
 

@@ -11,7 +11,7 @@ import paddle.nn.functional as F
 
 from tests.helpers import nets, oracle
 from ppprune.analysis import flops, plot_sensitivities
-from ppprune.core.apply_static import restore_scope
+from ppprune.core.scope_write import restore_scope
 from ppprune.core.errors import PruneError
 from ppprune.core.graph import clone
 from ppprune.prune import (Pruner, get_ratios_by_loss, load_sensitivities, merge_sensitive, ratios_for_flops,
