@@ -64,6 +64,7 @@ def main(argv=None):
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--repeat", type=int, default=20)
+    p.add_argument("--no-onednn", dest="onednn", action="store_false", help="Paddle's native CPU kernels instead")
     p.add_argument("-o", "--opt", nargs="+", default=[], help="config overrides, e.g. EvalReader.image_shape=[3,608,608]")
     p.add_argument("--report", default=None, help="also write the table (markdown) here")
     args = p.parse_args(argv)
@@ -98,9 +99,10 @@ def main(argv=None):
                                              pruned_scope, exe, os.path.join(tmp, row.replace(":", "_")))
         results = {}
         for threads in args.threads:
-            predictors = {k: deploy.create_predictor(v, threads=threads) for k, v in prefixes.items()}
+            predictors = {k: deploy.create_predictor(v, threads=threads, onednn=args.onednn) for k, v in prefixes.items()}
             results[threads] = deploy.compare_latency(predictors, feed, rounds=args.rounds, repeat=args.repeat)
-    lines = [f"YOLOv3-MobileNetV1 demo config ({h}x{w}), network alone, Paddle Inference CPU; ms min / median / max "
+    kernels = "oneDNN" if args.onednn else "native kernels"
+    lines = [f"YOLOv3-MobileNetV1 demo config ({h}x{w}), network alone, Paddle Inference CPU ({kernels}); ms min / median / max "
              f"of per-round medians over {args.rounds} interleaved rounds of {args.repeat} runs; load average "
              + ", ".join(f"{results[t][1][0]:.2f} ({t} thread{'s' if t > 1 else ''})" for t in args.threads) + ".", "",
              "| model | MFLOPs (MACs) | activations (M elements) | "
