@@ -95,8 +95,8 @@ def _analyse(cfg, args, out, spec, exe, scope, place):
     from ..engine.readers import build_reader
     from ..config import dump_config
     from ..core.graph import view_of
+    from ..core.request import check_names
     from ..prune import load_sensitivities, sensitivity
-    from ..prune.pruner import check_names
     from ..prune.sensitive import DEFAULT_RATIOS
 
     units = _units(args, spec)
