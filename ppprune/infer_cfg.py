@@ -9,8 +9,6 @@ import os
 from .fsutil import atomic_write
 
 FILE = "infer_cfg.yml"
-# PaddleDetection's `arch` names the deploy pipeline (post-processing, TensorRT subgraph size)
-ARCH = {"YOLOv3": ("YOLO", 3)}
 
 
 class InferCfgError(ValueError):
@@ -42,12 +40,11 @@ def _from_deploy(op):
     return {name: args}
 
 
-def write(cfg, folder, draw_threshold=0.5):
-    """Write `folder/infer_cfg.yml` for a model built from config `cfg`."""
+def write(cfg, folder, deploy_arch, min_subgraph, draw_threshold=0.5):
+    """Write `folder/infer_cfg.yml` for a model built from config `cfg`; `deploy_arch` and `min_subgraph`
+    are PaddleDetection's `arch` (it names the deploy pipeline) and TensorRT subgraph size, from the model."""
     import yaml
 
-    arch = cfg["architecture"] if isinstance(cfg["architecture"], str) else "custom"
-    deploy_arch, min_subgraph = ARCH.get(arch, (arch, 3))
     reader = cfg["EvalReader"]
     info = {
         "mode": "paddle",

@@ -49,8 +49,19 @@ def sample_inputs(cfg, spec, seed=0):
         image = next(iter(loader))["image"][:1].astype("float32")
     except Exception as e:  # noqa: BLE001 - latency does not need real data; say so and go on
         print(f"note: timing on random input ({e.__class__.__name__}: {e})")
-    inputs = {"image": image, "im_shape": np.array([[h, w]], dtype="int32")}
+    from ..models.base import Detector
+
+    inputs = Detector.eval_inputs(image[0], (h, w))
     return {k: inputs[k] for k in spec.feeds}
+
+
+def deploy_arch(cfg):
+    """PaddleDetection's infer_cfg `arch` and TensorRT subgraph size, as the architecture class states them."""
+    from ..registry import ARCHITECTURES
+
+    name = cfg["architecture"]
+    arch = ARCHITECTURES.get(name)
+    return getattr(arch, "deploy_arch", None) or name, getattr(arch, "min_subgraph_size", 3)
 
 
 def run(argv=None):
@@ -86,7 +97,7 @@ def _export_all(cfg, args, spec, exe, scope, place, plan, base, inputs, stage):
     from ..engine import build_programs, load_weights
 
     model = export(spec, exe, scope, stage)
-    infer_cfg.write(cfg, stage)
+    infer_cfg.write(cfg, stage, *deploy_arch(cfg))
     dump_config(cfg, os.path.join(stage, "config.yml"))
 
     # Same input through the executor and the exported predictor: the export must not change the model.
@@ -117,7 +128,7 @@ def _export_all(cfg, args, spec, exe, scope, place, plan, base, inputs, stage):
         os.makedirs(original)
         models = {"original": (ref.infer, export(ref.infer, exe, ref_scope, original)), **models}
         scopes["original"] = ref_scope
-        infer_cfg.write(cfg, original)
+        infer_cfg.write(cfg, original, *deploy_arch(cfg))
     rows, stats = measure(models, scopes, exe, inputs, args, use_gpu)
     return {row[0]: {"flops": row[1], "file_mb": row[2], "net_latency_ms": f"{stats[row[0], 'network']['median']:.2f}",
                      "latency_ms": f"{stats[row[0], 'end to end']['median']:.2f}"} for row in rows}

@@ -42,12 +42,13 @@ def preprocess(path, steps):
     from PIL import Image
 
     from ..data import build_transforms
+    from ..models.base import Detector
 
     image = np.asarray(Image.open(path).convert("RGB"))
     sample = {"image": image, "im_shape": np.array(image.shape[:2], dtype=np.int32), "gt_bbox": np.zeros((0, 4), np.float32),
               "gt_class": np.zeros(0, np.int32)}
     sample = build_transforms(steps)(sample)
-    return image, {"image": sample["image"][None].astype("float32"), "im_shape": np.array([image.shape[:2]], dtype="int32")}
+    return image, Detector.eval_inputs(sample["image"], image.shape[:2])
 
 
 def draw(image, boxes, labels, threshold, path):

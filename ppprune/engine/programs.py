@@ -16,7 +16,8 @@ from ..registry import ARCHITECTURES, BACKBONES, HEADS
 from . import distributed, optim
 
 MODES = ("train", "eval", "infer")
-# Top-level keys besides the sections named after registered backbones/heads/architectures
+# Top-level keys of every config, besides the sections named after registered components and the
+# architecture's own `config_keys`
 GLOBAL_KEYS = ("architecture", "num_classes", "use_gpu", "max_iters", "snapshot_iter", "save_dir", "weights",
                "pretrain_weights", "metric", "VOCMetric", "LearningRate", "Optimizer", "TrainReader",
                "EvalReader", "demo_data", "filename", "freeze_norm_stats")
@@ -79,7 +80,9 @@ def _freeze_norm_stats(model):
 def check_config(cfg):
     """Fail on a misspelt top-level key (it would otherwise be ignored silently)."""
     sections = set(ARCHITECTURES.names()) | set(BACKBONES.names()) | set(HEADS.names())
-    check_keys(cfg, set(GLOBAL_KEYS) | sections, "the config")
+    arch = cfg.get("architecture")
+    family = getattr(ARCHITECTURES.get(arch), "config_keys", ()) if isinstance(arch, str) and arch in ARCHITECTURES else ()
+    check_keys(cfg, set(GLOBAL_KEYS) | sections | set(family), "the config")
 
 
 def build_programs(cfg, mode="train"):

@@ -1,13 +1,12 @@
-"""YOLOv3 = backbone + YOLOv3Head, with the feeds and outputs of each program mode."""
-import paddle.nn as nn
-
+"""YOLOv3 = backbone + YOLOv3Head (a `Detector`: see models/base.py for what each program mode feeds and returns)."""
 from ..config import create
 from ..registry import ARCHITECTURES, BACKBONES, HEADS
+from .base import Detector
 
 
 @ARCHITECTURES.register
-class YOLOv3(nn.Layer):
-    network_feeds = ("image",)  # the head's raw maps need only the image; post-processing reads im_shape
+class YOLOv3(Detector):
+    deploy_arch = "YOLO"
 
     def __init__(self, backbone, yolo_head):
         super().__init__()
@@ -18,20 +17,15 @@ class YOLOv3(nn.Layer):
         backbone = create(BACKBONES, backbone, cfg)
         return cls(backbone, create(HEADS, yolo_head, cfg, in_channels=backbone.out_channels))
 
-    def input_specs(self, mode, image_shape):
-        """(name, shape, dtype) of each feed; -1 marks a dimension that varies per batch."""
-        specs = [("image", [-1, *image_shape], "float32")]
-        if mode == "train":
-            # box count = the reader's PadBox num_max_boxes; left open so the config says it once
-            specs += [("gt_bbox", [-1, -1, 4], "float32"), ("gt_class", [-1, -1], "int32"),
-                      ("gt_score", [-1, -1], "float32")]
-        else:
-            specs += [("im_shape", [-1, 2], "int32")]
-        return specs
+    def train_specs(self, image_shape):
+        # box count = the reader's PadBox num_max_boxes; left open so the config says it once
+        return [("gt_bbox", [-1, -1, 4], "float32"), ("gt_class", [-1, -1], "int32"), ("gt_score", [-1, -1], "float32")]
 
-    def forward(self, inputs, mode="train"):
+    def loss(self, inputs):
         outs = self.yolo_head(self.backbone(inputs["image"]))
-        if mode == "train":
-            return {"loss": self.yolo_head.loss(outs, inputs["gt_bbox"], inputs["gt_class"], inputs["gt_score"])}
-        bbox, bbox_num = self.yolo_head.predict(outs, inputs["im_shape"])
-        return {"bbox": bbox, "bbox_num": bbox_num, "network": outs}
+        return self.yolo_head.loss(outs, inputs["gt_bbox"], inputs["gt_class"], inputs["gt_score"])
+
+    def predict(self, inputs):
+        outs = self.yolo_head(self.backbone(inputs["image"]))
+        bbox, bbox_num = self.yolo_head.predict(outs, inputs["im_shape"])  # im_shape: boxes in original pixels
+        return bbox, bbox_num, outs

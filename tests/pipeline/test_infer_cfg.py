@@ -15,7 +15,7 @@ CFG = {
 
 
 def test_written_in_paddledetection_layout_and_read_back(tmp_path):
-    infer_cfg.write(CFG, str(tmp_path))
+    infer_cfg.write(CFG, str(tmp_path), "YOLO", 3)
     raw = yaml.safe_load((tmp_path / "infer_cfg.yml").read_text())
     # the keys PaddleDetection's deploy/python/infer.py reads
     assert raw["arch"] == "YOLO" and raw["min_subgraph_size"] == 3 and raw["draw_threshold"] == 0.5

@@ -114,3 +114,27 @@ def test_demo_adam_train_program_stays_prunable(ir):
         pruner.prune(programs.train.program, scope, ["yolo_block.0.0.0.conv.weights"], [0.5], place=paddle.CPUPlace(),
                      only_graph=True)
         assert pruner.plan.skipped == [] and "yolo_block.0.0.0.conv.weights" in pruner.plan.shapes
+
+
+def test_detector_contract_is_read_from_the_class():
+    """export and infer_cfg read the deploy arch from the class, not from a table keyed by name."""
+    from ppprune.cli.export_model import deploy_arch
+    from ppprune.models.base import Detector
+
+    assert deploy_arch({"architecture": "YOLOv3"}) == ("YOLO", 3)
+    feeds = Detector.eval_inputs(np.zeros((3, 32, 48), "float32"), (64, 96))
+    assert feeds["image"].shape == (1, 3, 32, 48)
+    assert feeds["im_shape"].tolist() == [[64, 96]]
+    np.testing.assert_allclose(feeds["scale_factor"], [[0.5, 0.5]])
+
+    class Family(Detector):
+        eval_feeds = ("image", "im_shape", "scale_factor")
+
+        def train_specs(self, image_shape):
+            return [("gt_bbox", [-1, 4, 4], "float32")]
+
+    specs = Family().input_specs("eval", [3, 32, 32])
+    assert [s[0] for s in specs] == ["image", "im_shape", "scale_factor"]
+    assert [s[0] for s in Family().input_specs("train", [3, 32, 32])] == ["image", "gt_bbox"]
+    with pytest.raises(NotImplementedError, match="Family must define loss"):
+        Family().loss({})
