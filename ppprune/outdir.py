@@ -7,6 +7,7 @@ checks; `open()` creates the folder, removes leftovers of killed runs and record
 the folder in the manifest (before the write's final rename, so a listed file may be missing, never an
 unlisted one ours).
 """
+import contextlib
 import json
 import os
 import shutil
@@ -38,13 +39,31 @@ def read_manifest(path, overwrite=False):
     if not os.path.isfile(file):
         return None
     try:
+        if os.path.islink(file):
+            raise ValueError("it is a symlink")
         with open(file) as f:
             names = json.load(f)["files"]
+        if not isinstance(names, list):
+            raise ValueError("'files' is not a list")
+        for name in names:
+            _check_entry(path, name)
         return set(names)
-    except (ValueError, KeyError, TypeError, OSError):
+    except (ValueError, KeyError, TypeError, OSError) as e:
         if overwrite:
             return None
-        raise OutputDirError(f"{file} is damaged; remove the folder '{path}' or pass --overwrite") from None
+        raise OutputDirError(f"{file} is damaged ({e}); nothing was deleted: remove the folder '{path}' or pass "
+                             "--overwrite") from None
+
+
+def _check_entry(folder, name):
+    """A manifest is read from disk, so untrusted: it may name only files or folders directly inside its own
+    folder (never '..', an absolute path, a symlink or ppprune's own bookkeeping), else a rerun would delete
+    what it names."""
+    if not isinstance(name, str) or not name or name in (".", "..", MANIFEST) or "/" in name or os.sep in name \
+            or "\0" in name or fsutil.is_staged(name):
+        raise ValueError(f"it names {name!r}, which is not a file of this folder")
+    if os.path.islink(os.path.join(folder, name)):
+        raise ValueError(f"it names the symlink {name!r}")
 
 
 class OutputDir:
@@ -52,9 +71,10 @@ class OutputDir:
         """Check `path` may be written. `inputs`: files or folders the run reads; the output folder may
         neither be one of their folders nor contain them. `own_inputs` (a checkpoint to resume from) may
         lie in the folder if the manifest lists them as ppprune's."""
-        self.path = os.path.abspath(os.fspath(path))
+        # A symlinked folder is its target: guards compare real paths, and a staged swap replaces the target
+        # (never the link by a real folder, leaving the target's files stale).
+        self.path = real = os.path.realpath(os.fspath(path))
         self.overwrite, self.flag = overwrite, flag
-        real = os.path.realpath(self.path)
         if os.path.exists(self.path) and not os.path.isdir(self.path):
             raise OutputDirError(f"output folder '{path}' is a file; choose a folder with {flag}")
         self.files = read_manifest(self.path, overwrite) if os.path.isdir(self.path) else None
@@ -126,6 +146,24 @@ class OutputDir:
         self.files.difference_update(gone)
         self._save()
         return gone
+
+
+@contextlib.contextmanager
+def staged(out):
+    """Write a whole output folder at once: yields an empty staging folder beside `out.path`; when the block
+    ends, the staging folder becomes the output folder (`swap_in`), on an error it is removed and the old
+    folder is left as it was."""
+    stage = staging_dir(out.path)
+    try:
+        yield stage
+        swap_in(stage, out.path, os.listdir(stage))
+    except OSError as e:  # a full disk, say: one line, and the old folder as it was
+        shutil.rmtree(stage, ignore_errors=True)
+        raise OutputDirError(f"cannot write '{e.filename or out.path}' ({e.strerror or e}); nothing was changed in "
+                             f"'{out.path}': free space or choose another folder with {out.flag}") from None
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
 
 
 def _remove(path):

@@ -11,16 +11,17 @@ The model is opened in the PIR IR (a `.pdmodel` is translated) unless `--ir lega
 import argparse
 import os
 
-from . import common, flags, runner, table
+from . import common, flags, paths, readback, runner, table
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = flags.OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, help="model prefix (model.json / model.pdmodel + .pdiparams) or its folder")
     p.add_argument("--ir", choices=["pir", "legacy"], default="pir", help="IR to open and save the model in")
     p.add_argument("-P", "--print_params", action="store_true", help="list prunable conv weights and exit")
     p.add_argument("--output_dir", default=None, help="new folder for the pruned model and plan.json")
     flags.add_prune_flags(p)
+    flags.add_overwrite_flag(p)
     return p.parse_args(argv)
 
 
@@ -30,6 +31,7 @@ def main(argv=None):
     from ..prune import Pruner
     from ..prune.report import conv_weights, format_report, prunable_params
     from ..core.graph import view_of
+    from ..outdir import staged
 
     model = inference_model.load(args.model, ir=args.ir)
     if args.print_params:
@@ -37,9 +39,8 @@ def main(argv=None):
         return 0
     if not args.output_dir:
         raise runner.UsageError("give --output_dir: a new folder for the pruned model (never the input's)")
-    source = os.path.dirname(os.path.abspath(model.model_file))
-    if os.path.abspath(args.output_dir) == source:
-        raise runner.UsageError(f"--output_dir is the input model's folder ({source}): choose another folder")
+    # the same guard as every tool's: never the input's folder (symlinks resolved), never foreign files
+    out = paths.output_dir(args, args.output_dir, inputs=[model.model_file], flag="--output_dir <another folder>")
     if flags.split_list(args.pruned_params) == ["all"]:
         args.pruned_params = ",".join(conv_weights(view_of(model.program)))
     params, ratios = common.pruned_request(args)
@@ -52,10 +53,11 @@ def main(argv=None):
     before = _cost(model.program, model.scope)
     pruner = Pruner(args.prune_criterion, args.idx_selector, args.group_reduction)
     pruned, _, _ = pruner.prune(model.program, model.scope, params, ratios)
-    prefix = os.path.join(args.output_dir, "model")
-    inference_model.save(model, pruned, prefix, lookup=pruner.lookup)
     pruner.plan.meta["source_model"] = os.path.abspath(model.model_file)
-    pruner.plan.save(os.path.join(args.output_dir, "plan.json"))
+    with staged(out) as stage:  # model and plan appear together, or the old folder stays
+        inference_model.save(model, pruned, os.path.join(stage, "model"), lookup=pruner.lookup)
+        readback.check(os.path.join(stage, "model"), model.scope)
+        pruner.plan.save(os.path.join(stage, "plan.json"))
     after = _cost(pruned, model.scope)
     for s in pruner.plan.skipped:
         print(f"skipped {s['param']}: {s['reason']}")
