@@ -1,10 +1,10 @@
-"""Run an exported (pruned) model on images with Paddle Inference and write PNGs with the boxes drawn.
+"""Run an exported (pruned) model on images with Paddle Inference and write each image, under its own name
+and format, with the boxes drawn.
 
     python tools/infer.py --model_dir output/<config>_export --infer_img dataset/demo_voc/JPEGImages/000001.jpg
     python tools/infer.py --model_dir output/<config>_export --infer_dir some/folder --output_dir out/
 """
 import argparse
-import glob
 import os
 
 import numpy as np
@@ -24,31 +24,48 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
+IMAGE_TYPES = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP"}  # any case: IMG.JPG too
+
+
 def images(args):
+    if args.infer_dir and not os.path.isdir(args.infer_dir):
+        raise runner.UsageError(f"--infer_dir '{args.infer_dir}' is not a folder")
     if args.infer_img:
         if not os.path.isfile(args.infer_img):
             raise runner.UsageError(f"--infer_img '{args.infer_img}' does not exist")
         return [args.infer_img]
     if args.infer_dir:
-        found = sorted(f for ext in ("jpg", "jpeg", "png", "bmp") for f in glob.glob(os.path.join(args.infer_dir, f"*.{ext}")))
+        found = sorted(os.path.join(args.infer_dir, n) for n in os.listdir(args.infer_dir)
+                       if os.path.splitext(n)[1].lower() in IMAGE_TYPES and os.path.isfile(os.path.join(args.infer_dir, n)))
         if not found:
             raise runner.UsageError(f"no .jpg/.png images in --infer_dir '{args.infer_dir}'")
         return found
     raise runner.UsageError("give --infer_img or --infer_dir")
 
 
-def preprocess(path, steps):
-    """The eval transforms recorded in infer_cfg.yml, applied to one image file."""
+def read_all(files):
+    """Decode every image before anything is written: a corrupt or truncated one is one line naming it."""
     from PIL import Image
 
+    decoded = []
+    for path in files:
+        try:
+            with Image.open(path) as im:
+                decoded.append(np.asarray(im.convert("RGB")))
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+            raise runner.UsageError(f"cannot read image '{path}' ({e}): replace or remove it") from None
+    return decoded
+
+
+def preprocess(image, steps):
+    """The eval transforms recorded in infer_cfg.yml, applied to one decoded image."""
     from ..data import build_transforms
     from ..models.base import Detector
 
-    image = np.asarray(Image.open(path).convert("RGB"))
     sample = {"image": image, "im_shape": np.array(image.shape[:2], dtype=np.int32), "gt_bbox": np.zeros((0, 4), np.float32),
               "gt_class": np.zeros(0, np.int32)}
     sample = build_transforms(steps)(sample)
-    return image, Detector.eval_inputs(sample["image"], image.shape[:2])
+    return Detector.eval_inputs(sample["image"], image.shape[:2])
 
 
 def draw(image, boxes, labels, threshold, path):
@@ -65,7 +82,7 @@ def draw(image, boxes, labels, threshold, path):
         name = labels[int(cls)] if int(cls) < len(labels) else str(int(cls))
         pen.text((x1 + 2, max(0, y1 - 11)), f"{name} {score:.2f}", fill=(255, 255, 0))
     with atomic_write(path, "wb") as f:
-        canvas.save(f, format="PNG")
+        canvas.save(f, format=IMAGE_TYPES[os.path.splitext(path)[1].lower()])
 
 
 def main(argv=None):
@@ -78,19 +95,21 @@ def main(argv=None):
         raise runner.UsageError(str(e)) from None
     threshold = info.get("draw_threshold", 0.5) if args.draw_threshold is None else args.draw_threshold
     files = images(args)
+    decoded = read_all(files)
     out = paths.output_dir(args, args.output_dir, inputs=[args.model_dir, *files], flag="--output_dir <another folder>")
     predictor = deploy.create_predictor(os.path.join(args.model_dir, "model"), threads=args.threads)
     out.open()
     hidden = []  # the best score of each image left with no box
-    for path in files:
-        image, inputs = preprocess(path, steps)
+    for path, image in zip(files, decoded):
+        inputs = preprocess(image, steps)
         boxes = deploy.run(predictor, {n: inputs[n] for n in predictor.get_input_names()})[0].reshape(-1, 6)
-        png = os.path.join(out.path, os.path.splitext(os.path.basename(path))[0] + ".png")
-        draw(image, boxes, info.get("label_list", []), threshold, png)
+        # the input's own name and format (as PaddleDetection): a.jpg and a.png of one folder never collide
+        drawn = os.path.join(out.path, os.path.basename(path))
+        draw(image, boxes, info.get("label_list", []), threshold, drawn)
         kept = int((boxes[:, 1] >= threshold).sum())
         if kept == 0:
             hidden.append(float(boxes[:, 1].max()) if len(boxes) else 0.0)
-        print(f"{path}: {kept} boxes -> {png}")
+        print(f"{path}: {kept} boxes -> {drawn}")
     if hidden:  # say what the threshold hid, so an empty picture is not taken for an empty detector
         print(f"{len(hidden)} of {len(files)} images have no box at draw_threshold {threshold:g}; their best "
               f"detections scored {min(hidden):.2f} to {max(hidden):.2f} (median {np.median(hidden):.2f}). "

@@ -74,7 +74,7 @@ def test_prune_finetune_eval_export_infer(work):
     code, out = tool("infer.py", "--model_dir", str(export_dir), "--infer_img", str(image), "--output_dir",
                      str(work["out"] / "infer"), "--draw_threshold", "1.01")
     assert code == 0 and "1 of 1 images have no box at draw_threshold 1.01" in out, out
-    assert os.path.isfile(work["out"] / "infer" / (image.stem + ".png"))
+    assert os.path.isfile(work["out"] / "infer" / image.name)
 
 
 def test_prune_to_a_flops_target_with_one_ratio_for_every_conv(work):
