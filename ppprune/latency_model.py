@@ -38,7 +38,8 @@ class Block:
         self.param = view.persistable_name(op.ins("filter")[0])
         self.filter_key = op.ins("filter")[0]
         self.type = op.type
-        cout, cin_g, kh, kw = view.shape(self.filter_key)
+        self.filter_shape = list(view.shape(self.filter_key))
+        cout, cin_g, kh, kw = self.filter_shape
         x = view.shape((op.ins("input") or op.ins("x"))[0])
         self.cout, self.groups, self.kernel, self.hw = cout, int(op.attr("groups") or 1), (kh, kw), tuple(x[2:])
         self.cin = cin_g * self.groups
@@ -196,14 +197,17 @@ class LatencyModel:
         block = self.blocks[name]
         return float(np.dot(self.fits[name], _features(*block.channels(shape))))
 
-    def predict(self, view, shapes):
-        """Predicted ms of the network whose values take `shapes` ({key: shape}, e.g. a plan's
-        `cuts.shapes`; unlisted values keep their recorded shapes)."""
+    def predict(self, view, shapes=None):
+        """Predicted ms of the network `view` holds (the original or a pruned copy: blocks are found by
+        their filter's name) whose values take `shapes` ({key: shape}, e.g. a plan's `cuts.shapes`;
+        unlisted values keep their recorded shapes)."""
+        shapes = shapes or {}
         delta = 0.0
-        for name in self.fits:
-            key = self.blocks[name].filter_key
-            if key in shapes:
-                delta += self.block_ms(name, shapes[key]) - self.block_ms(name, view.shape(key))
+        for name, block in self.blocks.items():
+            if name in self.fits:
+                key = view.param_key(name)
+                shape = shapes.get(key) or view.shape(key)
+                delta += self.block_ms(name, shape) - self.block_ms(name, block.filter_shape)
         return self.base_ms + delta
 
 
@@ -219,10 +223,13 @@ def build_model(view, base_ms, varying, settings, folder=None, measure=True, pro
         block = blocks[name]
         points[name] = [block.channels([max(1, round(block.cout * o)), max(1, round(block.cin // block.groups * i))])
                         for o, i in _GRID[how]]
-    missing = sorted({(n, p) for n, ps in points.items() for p in ps
-                      if blocks[n].signature(*p) not in table.entries}, key=str)
+    missing = {}  # signature -> (block, channels): blocks of one shape are timed once
+    for n, ps in points.items():
+        for p in ps:
+            if blocks[n].signature(*p) not in table.entries:
+                missing.setdefault(blocks[n].signature(*p), (n, p))
     if missing and not measure:
-        n, p = missing[0]
+        n, p = next(iter(missing.values()))
         raise PruneError(f"the latency table '{table.path}' has no time for conv '{n}' at {p[0]} output / {p[1]} "
                          f"input channels ({len(missing)} missing): measure them (measure=True) on this machine")
     _measure(missing, blocks, table, settings, progress)
@@ -239,7 +246,8 @@ def build_model(view, base_ms, varying, settings, folder=None, measure=True, pro
 def _measure(missing, blocks, table, settings, progress):
     from tqdm import tqdm
 
-    for i, (name, p) in enumerate(tqdm(missing, desc="latency table", unit="block", disable=not progress or not missing)):
-        table.entries[blocks[name].signature(*p)] = time_block(blocks[name], *p, settings)
+    todo = tqdm(missing.items(), desc="latency table", unit="block", disable=not progress or not missing)
+    for i, (signature, (name, p)) in enumerate(todo):
+        table.entries[signature] = time_block(blocks[name], *p, settings)
         if i % 10 == 9 or i == len(missing) - 1:
             table.save()

@@ -145,7 +145,8 @@ class _State:
         self.delta = 0.0
 
     def _ms(self, key, removed):
-        return self.model.block_ms(self.keys[key], np.array(self.view.shape(key)) - removed)
+        name = self.keys[key]
+        return self.model.block_ms(name, np.array(self.model.blocks[name].filter_shape) - removed)
 
     def change(self, before, after):
         """Predicted ms change of replacing one unit's removal `before` by `after`."""
