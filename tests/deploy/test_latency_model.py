@@ -10,7 +10,7 @@ import pytest
 from ppprune import deploy
 from ppprune.core.errors import PruneError
 from ppprune.core.graph import view_of
-from ppprune.latency_model import Settings, build_model, median_ms
+from ppprune.latency_model import Settings, build_model, steady_ms
 from ppprune.prune import Pruner
 from ppprune.prune.latency_ratios import LatencySearch, ratios_for_latency
 from tests.helpers import nets, oracle
@@ -41,7 +41,7 @@ def model(tmp_path_factory):
         paddle.static.save_inference_model(str(folder / "original" / "model"), [x], [out], exe, program=main)
     original = deploy.create_predictor(str(folder / "original" / "model"))
     feed = {"image": np.random.RandomState(0).rand(1, *SHAPE).astype("float32")}
-    base = median_ms(lambda: deploy.run(original, feed), 300)
+    base = steady_ms(lambda: deploy.run(original, feed), rounds=5)
     return {"folder": folder, "main": main, "scope": scope, "exe": exe, "x": x, "out": out, "feed": feed,
             "original": original, "base": base, "table": str(folder / "table")}
 
