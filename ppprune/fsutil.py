@@ -11,6 +11,8 @@ import re
 import signal
 import tempfile
 
+from .interrupt import deferred
+
 TEMP_PREFIX = ".tmp-"
 KILL_ENV = "PPPRUNE_KILL_AFTER_WRITES"
 on_write = []  # callables(path) run before a file is renamed into place
@@ -99,9 +101,10 @@ def write_files_atomically(files):
             with contextlib.suppress(FileNotFoundError):
                 os.remove(tmp)
         raise
-    for path, tmp in staged.items():
-        os.replace(tmp, path)
-        count_write()
+    with deferred():  # Ctrl-C between the renames would tear the set (its check catches it, but needlessly)
+        for path, tmp in staged.items():
+            os.replace(tmp, path)
+            count_write()
 
 
 @contextlib.contextmanager
