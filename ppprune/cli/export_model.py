@@ -19,9 +19,9 @@ def parse_args(argv=None):
     p = flags.parser(__doc__)
     flags.add_prune_flags(p)
     p.add_argument("--output_dir", default=None, help="where to write (default <save_dir>/<config>_export)")
-    p.add_argument("--threads", type=int, default=1, help="CPU threads for the latency measurement")
-    p.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds of all models")
-    p.add_argument("--repeat", type=int, default=10, help="timed runs per model and round")
+    p.add_argument("--threads", type=flags.positive_int, default=1, help="CPU threads for the latency measurement")
+    p.add_argument("--rounds", type=flags.positive_int, default=5, help="interleaved timing rounds of all models")
+    p.add_argument("--repeat", type=flags.positive_int, default=10, help="timed runs per model and round")
     return p.parse_args(argv)
 
 
