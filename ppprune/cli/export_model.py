@@ -123,7 +123,7 @@ def _export_all(cfg, args, spec, exe, scope, place, plan, base, inputs, stage):
         ref_scope = paddle.static.Scope()
         exe.run(ref.startup, scope=ref_scope)
         if base:
-            load_weights(base, ref_scope, place, ref.param_names)
+            load_weights(base, ref_scope, place, ref.param_names, partial=True)  # as prune may have: pretrain_weights
         original = os.path.join(stage, "original")
         os.makedirs(original)
         models = {"original": (ref.infer, export(ref.infer, exe, ref_scope, original)), **models}
