@@ -35,6 +35,17 @@ def _temp_beside(path):
     return fd, tmp
 
 
+@contextlib.contextmanager
+def blame(path):
+    """An OSError inside that names no file (a failed write() or fsync(): a full disk) names `path`."""
+    try:
+        yield
+    except OSError as e:
+        if e.filename is None:
+            e.filename = os.fspath(path)
+        raise
+
+
 def _announce(path):
     for hook in on_write:
         hook(os.path.abspath(path))
@@ -90,7 +101,7 @@ def write_files_atomically(files):
     try:
         for path, data in files.items():
             fd, staged[path] = _temp_beside(path)
-            with os.fdopen(fd, "wb") as f:
+            with blame(path), os.fdopen(fd, "wb") as f:
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
@@ -114,7 +125,7 @@ def atomic_write(path, mode="w", announce=True, **kwargs):
     path = os.fspath(path)
     fd, tmp = _temp_beside(path)
     try:
-        with os.fdopen(fd, mode, **kwargs) as f:
+        with blame(path), os.fdopen(fd, mode, **kwargs) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())

@@ -31,8 +31,10 @@ def export(spec, exe, scope, folder):
 
     from ..core.graph import feed_vars
 
+    from ..fsutil import blame
+
     prefix = os.path.join(folder, "model")
-    with paddle.static.scope_guard(scope):
+    with blame(folder), paddle.static.scope_guard(scope):
         paddle.static.save_inference_model(prefix, feed_vars(spec.program, spec.feeds), list(spec.fetches.values()),
                                            exe, program=spec.program)
     return prefix

@@ -46,11 +46,12 @@ def os_error_line(e):
 
 
 def _say(message):
+    _close_progress_bars()
     print(" ".join(str(message).split()), file=sys.stderr)  # one line, whatever the message held
 
 
 def _close_progress_bars():
-    """End the progress bars the interrupt cut (each on its own line), so the message gets a line of its own."""
+    """End the progress bars an error cut (each on its own line), so the message gets a line of its own."""
     tqdm = sys.modules.get("tqdm")
     for bar in list(getattr(getattr(tqdm, "tqdm", None), "_instances", ())):
         bar.close()
@@ -72,7 +73,6 @@ def run(main_fn):
         with installed():
             return main_fn()
     except Interrupted as e:
-        _close_progress_bars()
         _say(e)
         sys.exit(e.exit_status)
     except (UsageError, PruneError, WeightsError, ConfigError, ConfigValueError, OutputDirError, MissingDependency,
