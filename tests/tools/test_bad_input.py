@@ -476,3 +476,70 @@ def test_api_refuses(case, tmp_path, monkeypatch):
             assert os.listdir(tmp_path) == []  # not even a temp folder is left
     finally:
         paddle.enable_static()
+
+
+# -- weights that may cover part of the model, or none ----------------------------------------------------------
+@pytest.mark.parametrize("weights, said", [("pretrain_weights={files}/partial.pdparams", "kept their initial values"),
+                                           (None, "no weights given (-o weights= or pretrain_weights=): pruning")])
+def test_prune_from_partial_or_no_weights_says_so(world, weights, said, capfd, monkeypatch, tmp_path):
+    """pretrain_weights (e.g. a backbone) may cover part of the model, no weights at all is allowed (training
+    after pruning, as PaddleDetection): both run, and say what the model starts from."""
+    monkeypatch.chdir(ROOT)
+    args = ["-o", f"save_dir={tmp_path}", "max_iters=0", *([weights] if weights else []), "--pruned_params", PARAMS,
+            "--pruned_ratios", "0.25"]
+    capfd.readouterr()
+    assert run_in_process("prune", _argv("prune", args, world)) == 0
+    out = capfd.readouterr().out
+    assert said in out
+    assert os.path.isfile(tmp_path / "tiny_pruned" / "model_final.pdparams")
+
+
+# -- the disk itself refuses: full, read-only, a mount point (tmpfs mounts; root only) ----------------------------
+@pytest.fixture
+def mounted(tmp_path):
+    """mount(options) -> a fresh tmpfs folder; unmounted after the test."""
+    if os.geteuid() != 0 or not shutil.which("mount"):
+        pytest.skip("mounting a small tmpfs needs root")
+    points = []
+
+    def mount(options):
+        point = tmp_path / f"mnt{len(points)}"
+        point.mkdir()
+        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(point)], capture_output=True, text=True)
+        if proc.returncode:
+            pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
+        points.append(point)
+        return point
+
+    yield mount
+    for point in points:
+        subprocess.run(["umount", str(point)], check=False)
+
+
+DISK_CASES = [  # (id, mount options, tool, argv with {disk}, what the line says)
+    ("prune-disk-full", "size=1m", "prune", ["-o", "weights={base}", "save_dir={disk}", "max_iters=0", "--pruned_params", PARAMS,
+                                             "--pruned_ratios", "0.25"], "No space left on device (ENOSPC); free some space"),
+    ("export-disk-full", "size=1m", "export_model", ["-o", "weights={pruned}/model_final", "--output_dir", "{disk}/export",
+                                                     "--repeat", "1", "--rounds", "1"], "No space left on device (ENOSPC)"),
+    ("train-read-only", "ro,size=1m", "train", ["-o", "save_dir={disk}"], "Read-only file system"),
+    ("export-into-mount-point", "size=64m", "export_model", ["-o", "weights={pruned}/model_final", "--output_dir", "{disk}",
+                                                             "--repeat", "1", "--rounds", "1"], "(EBUSY); it is in use or a mount point"),
+]
+
+
+@pytest.mark.parametrize("case", DISK_CASES, ids=[c[0] for c in DISK_CASES])
+def test_disk_errors_are_one_line(world, mounted, case, capfd, monkeypatch):
+    name, options, tool, args, message = case
+    disk = mounted(options)
+    monkeypatch.chdir(ROOT)
+    before = tree_state(world["tmp"])
+    capfd.readouterr()
+    code = run_in_process(tool, _argv(tool, args, {**world, "disk": disk}))
+    out, err = capfd.readouterr()
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code == 2, out + err
+    assert len(errors) == 1 and message in errors[0], err
+    assert str(disk) in errors[0] and "Traceback" not in out + err  # the line names the path
+    assert tree_state(world["tmp"]) == before
+    left = [os.path.join(d, n) for d, _, names in os.walk(disk) for n in names]
+    assert not [p for p in left if os.path.basename(p).startswith((".tmp-", ".export-")) or p.endswith((".pdparams", ".pdopt"))], left
