@@ -11,6 +11,8 @@ import re
 import signal
 import tempfile
 
+from .interrupt import deferred
+
 TEMP_PREFIX = ".tmp-"
 KILL_ENV = "PPPRUNE_KILL_AFTER_WRITES"
 on_write = []  # callables(path) run before a file is renamed into place
@@ -31,6 +33,17 @@ def _temp_beside(path):
     fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{os.path.basename(path)}.{os.getpid()}.", dir=folder)
     os.fchmod(fd, 0o666 & ~_umask())
     return fd, tmp
+
+
+@contextlib.contextmanager
+def blame(path):
+    """An OSError inside that names no file (a failed write() or fsync(): a full disk) names `path`."""
+    try:
+        yield
+    except OSError as e:
+        if e.filename is None:
+            e.filename = os.fspath(path)
+        raise
 
 
 def _announce(path):
@@ -88,7 +101,7 @@ def write_files_atomically(files):
     try:
         for path, data in files.items():
             fd, staged[path] = _temp_beside(path)
-            with os.fdopen(fd, "wb") as f:
+            with blame(path), os.fdopen(fd, "wb") as f:
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
@@ -99,9 +112,10 @@ def write_files_atomically(files):
             with contextlib.suppress(FileNotFoundError):
                 os.remove(tmp)
         raise
-    for path, tmp in staged.items():
-        os.replace(tmp, path)
-        count_write()
+    with deferred():  # Ctrl-C between the renames would tear the set (its check catches it, but needlessly)
+        for path, tmp in staged.items():
+            os.replace(tmp, path)
+            count_write()
 
 
 @contextlib.contextmanager
@@ -111,7 +125,7 @@ def atomic_write(path, mode="w", announce=True, **kwargs):
     path = os.fspath(path)
     fd, tmp = _temp_beside(path)
     try:
-        with os.fdopen(fd, mode, **kwargs) as f:
+        with blame(path), os.fdopen(fd, mode, **kwargs) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())

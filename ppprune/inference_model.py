@@ -52,12 +52,21 @@ def load(prefix, ir=None, place=None):
     if not legacy_file and ir == "legacy":
         raise PruneError(f"'{model_file}' is a PIR model and Paddle cannot turn PIR back into a legacy program: "
                          f"open it with ir='pir' (the default IR)")
+    _check_model_file(model_file)
     paddle.enable_static()
     scope = paddle.static.Scope()
     exe = paddle.static.Executor(place or paddle.CPUPlace())
     guard = paddle.pir_utils.OldIrGuard() if legacy_file else paddle.pir_utils.IrGuard()
-    with guard, paddle.static.scope_guard(scope):
-        program, feed_names, fetch_targets = paddle.static.load_inference_model(prefix, exe)
+    try:
+        with guard, paddle.static.scope_guard(scope):
+            program, feed_names, fetch_targets = paddle.static.load_inference_model(prefix, exe)
+    except Exception as e:  # noqa: BLE001 - Paddle reports a damaged file as ValueError, RuntimeError, IndexError...
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()] or [type(e).__name__]
+        # Paddle's summary line: "(InvalidArgument) ..." (PIR) or "InvalidArgumentError: ..." after a stack (legacy)
+        cause = next((line for line in lines if line.startswith("(") or "Error: " in line), lines[0])[:160]
+        raise PruneError(f"cannot load the inference model '{model_file}' with '{params_file}' ({cause}): one of them "
+                         "is truncated or not a Paddle inference model; export it again or copy both files again") from None
+    _check_params_size(program, scope, params_file)
     if legacy_file and ir == "pir":
         if program.num_blocks > 1:
             raise PruneError(f"'{model_file}' has control-flow blocks, which paddle.pir.translate_to_pir cannot "
@@ -65,6 +74,48 @@ def load(prefix, ir=None, place=None):
         program = paddle.pir.translate_to_pir(program.desc)
         fetch_targets = [op.operand_source(0) for op in program.global_block().ops if op.name() == "pd_op.fetch"]
     return InferenceModel(program, scope, feed_names, fetch_targets, ir, model_file)
+
+
+def _check_model_file(model_file):
+    """A PIR model is JSON, a legacy one a protobuf: refuse an empty file or broken JSON naming the file (Paddle
+    would report a parse error without it)."""
+    import json
+
+    problem = "is empty" if os.path.getsize(model_file) == 0 else None
+    if problem is None and model_file.endswith(".json"):
+        try:
+            with open(model_file, "rb") as f:
+                json.load(f)
+        except (ValueError, UnicodeDecodeError) as e:
+            problem = f"is not valid JSON ({str(e)[:80]})"
+    if problem:
+        raise PruneError(f"'{model_file}' {problem}: it is truncated or not a Paddle inference model; export it "
+                         "again or copy it again")
+
+
+def _varint_size(value):
+    return 1 + (value.bit_length() - 1) // 7 if value > 0 else 1
+
+
+def _check_params_size(program, scope, params_file):
+    """Paddle reads a truncated `.pdiparams` without complaint, filling the last tensor with whatever is left:
+    its size must be at least what the loaded tensors take (per tensor two version words, the LoD level, the
+    desc size, the desc (dtype and dims) and the data)."""
+    import numpy as np
+
+    from .core.graph import persistable_names
+
+    need = 0
+    for name in persistable_names(program):
+        var = scope.find_var(name)
+        if var is None or not var.get_tensor()._is_initialized():
+            continue
+        array = np.array(var.get_tensor())
+        need += 4 + 8 + 4 + 4 + 2 + sum(1 + _varint_size(d) for d in array.shape) + array.nbytes
+    have = os.path.getsize(params_file)
+    if have < need:
+        raise PruneError(f"'{params_file}' is truncated ({have} bytes, its tensors need {need}); export the model "
+                         "again or copy the file again")
 
 
 def save(model, program, prefix, lookup=None, scope=None):

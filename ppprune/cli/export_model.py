@@ -19,9 +19,9 @@ def parse_args(argv=None):
     p = flags.parser(__doc__)
     flags.add_prune_flags(p)
     p.add_argument("--output_dir", default=None, help="where to write (default <save_dir>/<config>_export)")
-    p.add_argument("--threads", type=int, default=1, help="CPU threads for the latency measurement")
-    p.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds of all models")
-    p.add_argument("--repeat", type=int, default=10, help="timed runs per model and round")
+    p.add_argument("--threads", type=flags.positive_int, default=1, help="CPU threads for the latency measurement")
+    p.add_argument("--rounds", type=flags.positive_int, default=5, help="interleaved timing rounds of all models")
+    p.add_argument("--repeat", type=flags.positive_int, default=10, help="timed runs per model and round")
     return p.parse_args(argv)
 
 
@@ -31,8 +31,10 @@ def export(spec, exe, scope, folder):
 
     from ..core.graph import feed_vars
 
+    from ..fsutil import blame
+
     prefix = os.path.join(folder, "model")
-    with paddle.static.scope_guard(scope):
+    with blame(folder), paddle.static.scope_guard(scope):
         paddle.static.save_inference_model(prefix, feed_vars(spec.program, spec.feeds), list(spec.fetches.values()),
                                            exe, program=spec.program)
     return prefix
@@ -123,7 +125,7 @@ def _export_all(cfg, args, spec, exe, scope, place, plan, base, inputs, stage):
         ref_scope = paddle.static.Scope()
         exe.run(ref.startup, scope=ref_scope)
         if base:
-            load_weights(base, ref_scope, place, ref.param_names)
+            load_weights(base, ref_scope, place, ref.param_names, partial=True)  # as prune may have: pretrain_weights
         original = os.path.join(stage, "original")
         os.makedirs(original)
         models = {"original": (ref.infer, export(ref.infer, exe, ref_scope, original)), **models}

@@ -47,6 +47,17 @@ def add_prune_flags(p):
     p.add_argument("--round_to", type=int, default=1, help="keep remaining channel counts multiples of N")
 
 
+def positive_int(text):
+    """argparse `type` of a count that must be at least 1 (threads, rounds, repeats)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive integer (give 1 or more)")
+    return value
+
+
 def split_list(text):
     """'a,b c' -> ['a', 'b', 'c']: commas and spaces both separate, in every tool."""
     return [t for t in re.split(r"[,\s]+", text.strip()) if t] if text else []

@@ -29,7 +29,8 @@ def run(argv=None):
     """Prune and fine-tune; returns the cost before and after and the output folder (None with --print_params)."""
     args = parse_args(argv)
     from ..config import load_config
-    from ..engine import distributed, load_weights
+    from ..engine import distributed
+    from ..engine.checkpoint import load_start_weights
     from ..engine.trainer import check_train_keys
 
     cfg = load_config(args.config, args.opt)
@@ -44,8 +45,8 @@ def run(argv=None):
                            own_inputs=[args.resume_checkpoint])
     session = driver.setup(cfg, "train", parallel=True)
     programs, place, _, scope = session
-    if base and not resumed_plan:
-        load_weights(base, scope, place, programs.param_names)
+    if not resumed_plan:
+        load_start_weights(cfg, scope, place, programs.param_names, "pruning (channels ranked on random weights)")
     distributed.broadcast_scope(scope, programs.param_names, place)  # the same weights select the same channels
     before = driver.cost(programs.eval.program, scope)
     if args.target_flops is not None and resumed_plan is None:

@@ -20,7 +20,8 @@ def run(argv=None):
     """Train; returns the best eval result (None without --eval) and the output folder."""
     args = parse_args(argv)
     from ..config import dump_config, load_config
-    from ..engine import distributed, load_checkpoint, load_weights
+    from ..engine import distributed, load_checkpoint
+    from ..engine.checkpoint import load_start_weights
     from ..engine.trainer import check_train_keys
 
     cfg = load_config(args.config, args.opt)
@@ -34,8 +35,8 @@ def run(argv=None):
     if args.resume_checkpoint:
         start_iter = load_checkpoint(args.resume_checkpoint, scope, place, programs.param_names, programs.opt_names)["iter"]
         print(f"resumed from {args.resume_checkpoint} at iteration {start_iter}")
-    elif weights:
-        load_weights(weights, scope, place, programs.param_names)
+    else:
+        load_start_weights(cfg, scope, place, programs.param_names, "training")
     distributed.broadcast_scope(scope, programs.param_names + programs.opt_names, place)
     data = driver.loaders(cfg, args.eval)
 

@@ -91,9 +91,12 @@ def _load_file(path, seen):
     if path in seen:
         raise ConfigError(f"{path}: circular _BASE_ chain: {' -> '.join(seen + [path])}")
     data = _read_yaml(path)
-    bases = data.pop(BASE_KEY, [])
+    bases = data.pop(BASE_KEY, None) or []
     if isinstance(bases, str):
         bases = [bases]
+    if not isinstance(bases, list) or not all(isinstance(b, str) and b for b in bases):
+        raise ConfigValueError(f"{path}: {BASE_KEY} is {bases!r}; it must be a path or a list of paths (relative to "
+                               f"this file), e.g. {BASE_KEY}: [../base.yml]")
     merged = {}
     for base in bases:  # later bases override earlier ones, the file itself overrides all
         merged = deep_merge(merged, _load_file(os.path.join(os.path.dirname(path), base), seen + [path]))
@@ -188,8 +191,15 @@ def create(registry, spec, cfg=None, **wiring):
         name = kwargs.pop("name", None)
         if name is None:
             raise ConfigError(f"component spec {spec} needs a 'name' key naming a registered {registry.kind}")
+    elif isinstance(spec, str):
+        section = cfg.get(spec) or {}
+        if not isinstance(section, dict):
+            raise ConfigValueError(f"config section '{spec}' is {section!r}; it must be a mapping of {spec}'s "
+                                   f"arguments, e.g. {spec}: {{}}")
+        name, kwargs = spec, dict(section)
     else:
-        name, kwargs = spec, dict(cfg.get(spec) or {})
+        raise ConfigValueError(f"{spec!r} does not name a {registry.kind}: give its registered name or a mapping "
+                               f"{{name: <{registry.kind}>, ...}}")
     cls = registry.get(name)
     factory = getattr(cls, "from_config", None)
     params = inspect.signature(factory or cls).parameters

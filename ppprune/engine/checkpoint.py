@@ -101,13 +101,22 @@ def _write_scope(scope, place, arrays, names, source):
         tensor.set(np.asarray(arrays[name]).astype(np.array(tensor).dtype, copy=False), place)
 
 
-def load_weights(path, scope, place, param_names):
-    """Load parameters from `path` into `scope`, tolerating missing/extra names; returns (missing, unused)."""
+def load_weights(path, scope, place, param_names, partial=False):
+    """Load parameters from `path` into `scope`; returns (missing, unused). The file must hold every
+    parameter, unless `partial` (pretrain weights, e.g. a backbone trained on ImageNet: the rest keeps its
+    initial values, listed), and then at least one. Tensors of the file the model lacks are listed."""
     file = resolve_weights(path)
     arrays = _read(file)[1]
-    _write_scope(scope, place, arrays, param_names, file)
     missing = [n for n in param_names if n not in arrays]
     unused = sorted(set(arrays) - set(param_names))
+    if missing and (not partial or len(missing) == len(param_names)):
+        cover = "none" if len(missing) == len(param_names) else f"{len(param_names) - len(missing)}"
+        raise WeightsError(
+            f"{file} holds {cover} of the model's {len(param_names)} parameters (missing: {', '.join(missing[:3])}"
+            f"{' ...' if len(missing) > 3 else ''}; the file has {', '.join(unused[:3]) or 'nothing else'}"
+            f"{' ...' if len(unused) > 3 else ''}): give weights of this config's model"
+            + ("" if partial else ", or -o pretrain_weights= for weights that cover part of it (e.g. a backbone)"))
+    _write_scope(scope, place, arrays, param_names, file)
     print(f"loaded {len(param_names) - len(missing)}/{len(param_names)} parameters from {file}")
     if missing:
         print(f"  {len(missing)} kept their initial values (not in the file): {', '.join(missing[:8])}"
@@ -116,6 +125,18 @@ def load_weights(path, scope, place, param_names):
         print(f"  {len(unused)} tensors in the file are not in the model: {', '.join(unused[:8])}"
               + (" ..." if len(unused) > 8 else ""))
     return missing, unused
+
+
+def load_start_weights(cfg, scope, place, param_names, what):
+    """Load the weights a run starts from: `weights` must cover the model, `pretrain_weights` may cover part
+    of it (see `load_weights`). Neither is allowed, as in PaddleDetection (`what` starts from random
+    parameters), and said in one line. Returns the path loaded, or None."""
+    path = cfg.get("weights") or cfg.get("pretrain_weights")
+    if not path:
+        print(f"no weights given (-o weights= or pretrain_weights=): {what} starts from randomly initialised parameters")
+        return None
+    load_weights(path, scope, place, param_names, partial=not cfg.get("weights"))
+    return path
 
 
 def load_checkpoint(prefix, scope, place, param_names, opt_names):

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 import paddle
 
 from .. import models  # noqa: F401 - registers the architectures the config names
-from ..config import check_keys, create
+from ..config import ConfigValueError, check_keys, create
+from ..config.checks import need, need_list
 from ..core.graph import persistable_names
 from ..registry import ARCHITECTURES, BACKBONES, HEADS
 from . import distributed, optim
@@ -77,12 +78,57 @@ def _freeze_norm_stats(model):
             layer._use_global_stats = True
 
 
+# Top-level values, by type (None: not set); the trainer's numbers are range-checked by `check_train_keys`
+_TOP_TYPES = {"num_classes": (int, {"low": 1}), "use_gpu": (bool, {}), "freeze_norm_stats": (bool, {}),
+              "max_iters": (int, {}), "snapshot_iter": (int, {}), "save_dir": (str, {}), "weights": (str, {}),
+              "pretrain_weights": (str, {}), "metric": (str, {}), "VOCMetric": (dict, {}), "LearningRate": (dict, {}),
+              "Optimizer": ((str, dict), {}), "demo_data": (dict, {})}
+
+
 def check_config(cfg):
-    """Fail on a misspelt top-level key (it would otherwise be ignored silently)."""
+    """Fail on a misspelt top-level key (it would otherwise be ignored silently), and on a value of the
+    wrong type: one line naming the key, before anything is built."""
     sections = set(ARCHITECTURES.names()) | set(BACKBONES.names()) | set(HEADS.names())
     arch = cfg.get("architecture")
     family = getattr(ARCHITECTURES.get(arch), "config_keys", ()) if isinstance(arch, str) and arch in ARCHITECTURES else ()
     check_keys(cfg, set(GLOBAL_KEYS) | sections | set(family), "the config")
+    need("architecture", arch, str)
+    for key, (kind, bounds) in _TOP_TYPES.items():
+        if isinstance(kind, tuple):  # a registered name or an inline spec
+            kind = str if isinstance(cfg.get(key), str) else dict
+        need(key, cfg.get(key), kind, optional=True, **bounds)
+    for key in sections & set(cfg):
+        need(key, cfg[key], dict, optional=True)  # a component's arguments
+    _check_schedules(cfg.get("LearningRate") or {})
+    for name in sorted(set(READER_OF.values()) & set(cfg)):
+        _check_reader(name, cfg[name])
+
+
+def _check_schedules(lr):
+    need("LearningRate.base_lr", lr.get("base_lr"), float, optional=True)
+    schedules = need("LearningRate.schedulers", lr.get("schedulers"), dict, optional=True) or {}
+    for name, kwargs in schedules.items():
+        need(f"LearningRate.schedulers.{name}", kwargs, dict, optional=True)
+
+
+def _check_reader(name, reader):
+    need(name, reader, dict)
+    need(f"{name}.dataset", reader.get("dataset"), dict, optional=True)
+    if reader.get("image_shape") is not None:  # [C, H, W]; -1 leaves H or W open (multi-scale training)
+        for i, size in enumerate(need_list(f"{name}.image_shape", reader["image_shape"], int, length=3)):
+            if size != -1 or i == 0:
+                need(f"{name}.image_shape[{i}]", size, int, low=1)
+    for key in ("sample_transforms", "batch_transforms"):
+        for i, spec in enumerate(need(f"{name}.{key}", reader.get(key), list, optional=True) or ()):
+            if not isinstance(spec, str):
+                need(f"{name}.{key}[{i}]", spec, dict)
+                if len(spec) != 1 or not isinstance(next(iter(spec.values())), (dict, type(None))):
+                    raise ConfigValueError(f"{name}.{key}[{i}] is {spec!r}; each transform is one 'Name: {{args}}' "
+                                           f"entry, e.g. - Resize: {{target_size: 320}}")
+    for key in ("batch_size", "num_workers", "seed"):
+        need(f"{name}.{key}", reader.get(key), int, optional=True)
+    for key in ("shuffle", "drop_last"):
+        need(f"{name}.{key}", reader.get(key), bool, optional=True)
 
 
 def build_programs(cfg, mode="train"):

@@ -101,23 +101,17 @@ def eval_loop(spec, exe, scope, loader, evaluator):
 
 
 def check_train_keys(cfg, min_iters=1):
-    """The numbers the trainer reads, checked before anything runs or is written."""
-    from ..config import ConfigValueError
+    """The numbers the trainer reads, checked (with the config's types) before anything runs or is written."""
+    from ..config.checks import need
+    from .programs import check_config
 
-    def need(where, value, low, what):
-        if isinstance(value, bool) or not isinstance(value, what) or value < low:
-            kind = "an integer" if what is int else "a number"
-            raise ConfigValueError(f"{where} is {value!r}; it must be {kind} >= {low} (fix the config or "
-                                   f"-o {where}=...)")
-
-    need("max_iters", cfg.get("max_iters"), min_iters, int)
-    need("snapshot_iter", cfg.get("snapshot_iter"), 1, int)
+    check_config(cfg)
+    need("max_iters", cfg.get("max_iters"), int, low=min_iters)
+    need("snapshot_iter", cfg.get("snapshot_iter"), int, low=1)
     reader = cfg.get("TrainReader") or {}
-    need("TrainReader.batch_size", reader.get("batch_size", 1), 1, int)
-    need("TrainReader.num_workers", reader.get("num_workers", 0), 0, int)
-    lr = (cfg.get("LearningRate") or {}).get("base_lr")
-    if lr is not None:
-        need("LearningRate.base_lr", lr, 0, (int, float))
+    need("TrainReader.batch_size", reader.get("batch_size", 1), int, low=1)
+    need("TrainReader.num_workers", reader.get("num_workers", 0), int, low=0)
+    need("LearningRate.base_lr", (cfg.get("LearningRate") or {}).get("base_lr"), float, low=0, optional=True)
 
 
 def fit(programs, exe, scope, train_loader, save_dir, max_iters, snapshot_iter, start_iter=0,

@@ -5,6 +5,7 @@ import paddle.nn.functional as F
 from paddle import ParamAttr
 
 from ..config import create
+from ..config.checks import need
 from ..registry import ARCHITECTURES, BACKBONES
 
 
@@ -14,6 +15,7 @@ class Classifier(nn.Layer):
 
     def __init__(self, backbone, in_channels, num_classes=10):
         super().__init__()
+        need("num_classes", num_classes, int, low=1)
         self.backbone = backbone
         self.fc = nn.Linear(in_channels, num_classes, weight_attr=ParamAttr(name="fc_weights"),
                             bias_attr=ParamAttr(name="fc_offset"))

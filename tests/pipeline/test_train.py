@@ -112,7 +112,9 @@ def test_weights_load_tolerates_missing_and_names_shape_mismatches(tmp_path, cap
     keep = [n for n in programs.param_names if not n.startswith("yolo_output")]
     save_checkpoint(prefix, scope, keep)
     other, _, other_scope = session()
-    missing, unused = load_weights(prefix, other_scope, paddle.CPUPlace(), other.param_names)
+    with pytest.raises(WeightsError, match=r"holds \d+ of the model's \d+ parameters \(missing: yolo_output"):
+        load_weights(prefix, other_scope, paddle.CPUPlace(), other.param_names)  # `weights` must cover the model
+    missing, unused = load_weights(prefix, other_scope, paddle.CPUPlace(), other.param_names, partial=True)
     assert missing and all(n.startswith("yolo_output") for n in missing) and unused == []
     assert "kept their initial values" in capsys.readouterr().out
     np.testing.assert_array_equal(np.array(other_scope.find_var("conv1_weights").get_tensor()),

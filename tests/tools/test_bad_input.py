@@ -67,6 +67,12 @@ def world(tiny_cli):
     (files / "sens_nonnumeric.pkl").write_bytes(pickle.dumps({"yolo_block.0.0.0.conv.weights": {0.1: "abc"}}))
     (files / "bad_yaml.yml").write_text("max_iters: 3\n  snapshot_iter: [1, 2\n")
     (files / "unknown_arch.yml").write_text(f"_BASE_: [{cfg}]\narchitecture: YOLOv4\n")
+    for name, text in BAD_CONFIGS.items():  # values of the wrong type, each on top of the tiny config
+        (files / f"{name}.yml").write_text(text if text.startswith("_BASE_") else f"_BASE_: [{cfg}]\n{text}")
+    arrays = pickle.loads(raw)
+    (files / "foreign.pdparams").write_bytes(pickle.dumps({"conv_0.w_0": np.zeros((2, 2), np.float32)}))
+    (files / "partial.pdparams").write_bytes(pickle.dumps({k: v for k, v in arrays.items() if "yolo_output" not in k}))
+    _damaged_exports(out / "tiny_export", files)
     user = bad / "user"  # folders of the user's, where the tools would write with -o save_dir={user}
     for sub in ("", "tiny", "tiny_pruned"):
         (user / sub).mkdir(exist_ok=True)
@@ -75,6 +81,41 @@ def world(tiny_cli):
     return {"cfg": cfg, "base": base, "out": out, "pruned": pruned, "export": out / "tiny_export", "edited": edited,
             "truncplan": truncated_plan, "files": files, "user": user, "bad": bad, "tmp": tiny_cli["tmp"],
             "image": str(sorted((tiny_cli["data"] / "JPEGImages").iterdir())[0])}
+
+
+BAD_CONFIGS = {
+    "base_int": "_BASE_: 5\n", "base_list_of_int": "_BASE_: [5]\n", "base_mapping": "_BASE_: {a: b.yml}\n",
+    "train_reader_int": "TrainReader: 5\n", "eval_reader_list": "EvalReader: [1, 2]\n",
+    "schedulers_list": "LearningRate: {base_lr: 0.001, schedulers: [1, 2]}\n",
+    "schedule_int": "LearningRate: {base_lr: 0.001, schedulers: {LinearWarmup: 5}}\n",
+    "backbone_int": "MobileNetV1: 5\n", "transforms_int": "EvalReader: {sample_transforms: 5}\n",
+    "transform_two_keys": "EvalReader: {sample_transforms: [{Resize: {}, Permute: {}}]}\n",
+    "architecture_list": "architecture: [YOLOv3]\n", "no_architecture": "architecture: null\n",
+    "dataset_int": "EvalReader: {dataset: 5}\n", "demo_data_list": "demo_data: [1]\n",
+    "anchor_mask_range": "YOLOv3Head: {anchor_masks: [[0, 1, 20], [3, 4, 5], [6, 7, 8]]}\n",
+    "anchor_masks_levels": "YOLOv3Head: {anchor_masks: [[0, 1, 2]]}\n",
+    "anchor_negative": "YOLOv3Head: {anchors: [[-10, 13], [16, 30], [33, 23], [30, 61], [62, 45], [59, 119], [116, 90], "
+                       "[156, 198], [373, 326]]}\n",
+    "feature_strides": "MobileNetV1: {feature_strides: [3]}\n", "save_dir_list": "save_dir: [1]\n",
+}
+
+
+def _damaged_exports(export, files):
+    """Copies of the export whose model or weights file is truncated or garbage (and a legacy one)."""
+    for name, victim, cut in (("json_truncated", "model.json", 0.5), ("params_truncated", "model.pdiparams", -100),
+                              ("params_garbage", "model.pdiparams", None), ("json_empty", "model.json", 0.0)):
+        folder = files / name
+        folder.mkdir()
+        for n in ("model.json", "model.pdiparams"):
+            shutil.copy(export / n, folder / n)
+        raw = (folder / victim).read_bytes()
+        # a cut inside the last tensor's data (-100 bytes) is what Paddle itself reads without complaint
+        kept = len(raw) + cut if isinstance(cut, int) else int(len(raw) * cut) if cut is not None else 0
+        (folder / victim).write_bytes(raw[:kept] if cut is not None else b"\x00garbage" * 50)
+    legacy = files / "pdmodel_garbage"
+    legacy.mkdir()
+    (legacy / "model.pdmodel").write_bytes(b"\x00garbage" * 50)
+    shutil.copy(export / "model.pdiparams", legacy / "model.pdiparams")
 
 
 _HASHES = {}
@@ -176,6 +217,64 @@ CASES = [
     ("infer-into-user-folder", "infer", ["--model_dir", "{export}", "--infer_img", "{image}", "--output_dir", "{user}"], "ppprune did not write"),
     ("infer-nothing-given", "infer", ["--model_dir", "{export}"], "give --infer_img or --infer_dir"),
     ("infer-threads-word", "infer", ["--model_dir", "{export}", "--threads", "two"], "invalid int value: 'two'"),
+    # -- config values of the wrong type (files written by the world fixture from BAD_CONFIGS)
+    ("config-base-int", "train", ["-c", "{files}/base_int.yml"], "_BASE_ is 5; it must be a path or a list of paths"),
+    ("config-base-list-of-int", "train", ["-c", "{files}/base_list_of_int.yml"], "_BASE_ is [5]"),
+    ("config-base-mapping", "eval", ["-c", "{files}/base_mapping.yml"], "_BASE_ is {'a': 'b.yml'}"),
+    ("config-train-reader-int", "train", ["-c", "{files}/train_reader_int.yml", "-o", "save_dir={out}"], "TrainReader is 5; it must be a mapping"),
+    ("config-train-reader-int-prune", "prune", ["-c", "{files}/train_reader_int.yml", "-o", "weights={base}", "save_dir={out}", "--pruned_params", PARAMS, "--pruned_ratios", "0.2"], "TrainReader is 5"),
+    ("config-eval-reader-list", "eval", ["-c", "{files}/eval_reader_list.yml", "-o", "weights={base}"], "EvalReader is [1, 2]"),
+    ("config-eval-reader-list-export", "export_model", ["-c", "{files}/eval_reader_list.yml", "-o", "weights={pruned}/model_final", "--output_dir", "{export}"], "EvalReader is [1, 2]"),
+    ("config-eval-reader-list-sensitive", "sensitive", ["-c", "{files}/eval_reader_list.yml", "-o", "weights={base}", "save_dir={out}"], "EvalReader is [1, 2]"),
+    ("config-schedulers-list", "train", ["-c", "{files}/schedulers_list.yml", "-o", "save_dir={out}"], "LearningRate.schedulers is [1, 2]; it must be a mapping"),
+    ("config-schedule-int", "train", ["-c", "{files}/schedule_int.yml", "-o", "save_dir={out}"], "LearningRate.schedulers.LinearWarmup is 5"),
+    ("config-backbone-int", "train", ["-c", "{files}/backbone_int.yml", "-o", "save_dir={out}"], "MobileNetV1 is 5; it must be a mapping"),
+    ("config-transforms-int", "eval", ["-c", "{files}/transforms_int.yml", "-o", "weights={base}"], "EvalReader.sample_transforms is 5; it must be a list"),
+    ("config-transform-two-keys", "eval", ["-c", "{files}/transform_two_keys.yml", "-o", "weights={base}"], "each transform is one 'Name: {args}' entry"),
+    ("config-architecture-list", "train", ["-c", "{files}/architecture_list.yml"], "architecture is ['YOLOv3']; it must be a string"),
+    ("config-no-architecture", "eval", ["-c", "{files}/no_architecture.yml", "-o", "weights={base}"], "architecture is None"),
+    ("config-dataset-int", "eval", ["-c", "{files}/dataset_int.yml", "-o", "weights={base}"], "EvalReader.dataset is 5; it must be a mapping"),
+    ("config-demo-data-list", "train", ["-c", "{files}/demo_data_list.yml", "-o", "save_dir={out}"], "demo_data is [1]"),
+    ("config-num_classes-zero", "train", ["-o", "num_classes=0", "save_dir={out}"], "num_classes is 0; it must be an integer >= 1"),
+    ("config-num_classes-negative", "eval", ["-o", "weights={base}", "num_classes=-2"], "num_classes is -2"),
+    ("config-num_classes-word", "train", ["-o", "num_classes=abc", "save_dir={out}"], "num_classes takes an integer"),
+    ("config-weights-number", "train", ["-o", "weights=5", "save_dir={out}"], "weights is 5; it must be a string"),
+    ("config-save_dir-list", "train", ["-c", "{files}/save_dir_list.yml"], "save_dir is [1]; it must be a string"),
+    ("config-image_shape-zero", "eval", ["-o", "weights={base}", "EvalReader.image_shape=[3,0,96]"], "EvalReader.image_shape[1] is 0"),
+    ("config-image_shape-short", "eval", ["-o", "weights={base}", "EvalReader.image_shape=[96,96]"], "EvalReader.image_shape is [96, 96]; it must be a list of 3 items"),
+    # -- architecture numbers, range-checked like the trainer's
+    ("arch-scale-negative", "train", ["-o", "MobileNetV1.scale=-1", "save_dir={out}"], "MobileNetV1.scale is -1.0; it must be a number > 0"),
+    ("arch-scale-zero", "prune", ["-o", "weights={base}", "save_dir={out}", "MobileNetV1.scale=0", "--pruned_params", PARAMS, "--pruned_ratios", "0.2"], "MobileNetV1.scale is 0.0"),
+    ("arch-in_channels-zero", "train", ["-o", "MobileNetV1.in_channels=0", "save_dir={out}"], "MobileNetV1.in_channels is 0"),
+    ("arch-feature_strides", "train", ["-c", "{files}/feature_strides.yml", "-o", "save_dir={out}"], "MobileNetV1.feature_strides is [3]"),
+    ("arch-base_channels-zero", "train", ["-o", "YOLOv3Head.base_channels=0", "save_dir={out}"], "YOLOv3Head.base_channels is 0; it must be an integer >= 4"),
+    ("arch-nms_threshold-range", "eval", ["-o", "weights={base}", "YOLOv3Head.nms_threshold=1.5"], "YOLOv3Head.nms_threshold is 1.5"),
+    ("arch-ignore_thresh-negative", "train", ["-o", "YOLOv3Head.ignore_thresh=-0.1", "save_dir={out}"], "YOLOv3Head.ignore_thresh is -0.1"),
+    ("arch-keep_top_k-zero", "eval", ["-o", "weights={base}", "YOLOv3Head.keep_top_k=0"], "YOLOv3Head.keep_top_k is 0"),
+    ("arch-anchor_mask-range", "train", ["-c", "{files}/anchor_mask_range.yml", "-o", "save_dir={out}"], "YOLOv3Head.anchor_masks[0][2] is 20; it must be an integer >= 0 and <= 8"),
+    ("arch-anchor_masks-levels", "export_model", ["-c", "{files}/anchor_masks_levels.yml", "-o", "weights={base}", "--output_dir", "{export}"], "it must list 3 masks"),
+    ("arch-anchor-negative", "train", ["-c", "{files}/anchor_negative.yml", "-o", "save_dir={out}"], "YOLOv3Head.anchors[0][0] is -10"),
+    # -- weights that do not cover the model
+    ("weights-match-nothing-prune", "prune", ["-o", "weights={files}/foreign.pdparams", "save_dir={out}", "--pruned_params", PARAMS, "--pruned_ratios", "0.2"],
+     "holds none of the model's 241 parameters (missing: "),
+    ("weights-match-nothing-eval", "eval", ["-o", "weights={files}/foreign.pdparams"], "the file has conv_0.w_0"),
+    ("weights-match-nothing-export", "export_model", ["-o", "weights={files}/foreign.pdparams", "--output_dir", "{export}"], "holds none of the model's"),
+    ("weights-match-nothing-sensitive", "sensitive", ["-o", "weights={files}/foreign.pdparams", "save_dir={out}"], "holds none of the model's"),
+    ("weights-partial-train", "train", ["-o", "weights={files}/partial.pdparams", "save_dir={out}"], "(missing: yolo_output."),
+    ("weights-partial-eval", "eval", ["-o", "weights={files}/partial.pdparams"], "-o pretrain_weights= for weights that cover part"),
+    ("pretrain-match-nothing-train", "train", ["-o", "pretrain_weights={files}/foreign.pdparams", "save_dir={out}"], "holds none of the model's"),
+    # -- export's counts
+    ("export-rounds-zero", "export_model", ["-o", "weights={pruned}/model_final", "--output_dir", "{export}", "--rounds", "0"], "argument --rounds: 0 is not a positive integer"),
+    ("export-threads-negative", "export_model", ["-o", "weights={pruned}/model_final", "--output_dir", "{export}", "--threads", "-3"], "argument --threads: -3 is not a positive integer"),
+    ("export-repeat-zero", "export_model", ["-o", "weights={pruned}/model_final", "--output_dir", "{export}", "--repeat", "0"], "argument --repeat: 0"),
+    ("export-name-too-long", "export_model", ["-o", "weights={pruned}/model_final", "--output_dir", "{bad}/" + "x" * 250, "--repeat", "1", "--rounds", "1"],
+     "File name too long (ENAMETOOLONG); shorten the file or folder names"),
+    # -- damaged inference models (the loader names the file)
+    ("model-json-truncated", "prune_inference", ["--model", "{files}/json_truncated/model", "--print_params"], "json_truncated/model.json' is not valid JSON"),
+    ("model-json-empty", "prune_inference", ["--model", "{files}/json_empty", "--print_params"], "json_empty/model.json' is empty"),
+    ("model-params-truncated", "prune_inference", ["--model", "{files}/params_truncated/model", "--print_params"], "params_truncated/model.pdiparams' is truncated"),
+    ("model-params-garbage", "prune_inference", ["--model", "{files}/params_garbage/model", "--print_params"], "params_garbage/model.pdiparams'"),
+    ("model-pdmodel-garbage", "prune_inference", ["--model", "{files}/pdmodel_garbage/model", "--print_params"], "pdmodel_garbage/model.pdmodel'"),
     # -- a config naming an evaluator that does not exist: the key and the known metrics
     ("eval-unknown-metric", "eval", ["-o", "weights={base}", "metric=mAPP"],
      "config key 'metric': unknown metric 'mAPP'. Registered metrics: COCO, VOC, accuracy"),
@@ -185,7 +284,7 @@ CASES = [
 
 def _argv(tool, args, world):
     args = [a.format(**world) for a in args]
-    if tool != "infer" and "-c" not in args:
+    if tool not in ("infer", "prune_inference") and "-c" not in args:
         args = ["-c", world["cfg"]] + args
     return args
 
@@ -377,3 +476,70 @@ def test_api_refuses(case, tmp_path, monkeypatch):
             assert os.listdir(tmp_path) == []  # not even a temp folder is left
     finally:
         paddle.enable_static()
+
+
+# -- weights that may cover part of the model, or none ----------------------------------------------------------
+@pytest.mark.parametrize("weights, said", [("pretrain_weights={files}/partial.pdparams", "kept their initial values"),
+                                           (None, "no weights given (-o weights= or pretrain_weights=): pruning")])
+def test_prune_from_partial_or_no_weights_says_so(world, weights, said, capfd, monkeypatch, tmp_path):
+    """pretrain_weights (e.g. a backbone) may cover part of the model, no weights at all is allowed (training
+    after pruning, as PaddleDetection): both run, and say what the model starts from."""
+    monkeypatch.chdir(ROOT)
+    args = ["-o", f"save_dir={tmp_path}", "max_iters=0", *([weights] if weights else []), "--pruned_params", PARAMS,
+            "--pruned_ratios", "0.25"]
+    capfd.readouterr()
+    assert run_in_process("prune", _argv("prune", args, world)) == 0
+    out = capfd.readouterr().out
+    assert said in out
+    assert os.path.isfile(tmp_path / "tiny_pruned" / "model_final.pdparams")
+
+
+# -- the disk itself refuses: full, read-only, a mount point (tmpfs mounts; root only) ----------------------------
+@pytest.fixture
+def mounted(tmp_path):
+    """mount(options) -> a fresh tmpfs folder; unmounted after the test."""
+    if os.geteuid() != 0 or not shutil.which("mount"):
+        pytest.skip("mounting a small tmpfs needs root")
+    points = []
+
+    def mount(options):
+        point = tmp_path / f"mnt{len(points)}"
+        point.mkdir()
+        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(point)], capture_output=True, text=True)
+        if proc.returncode:
+            pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
+        points.append(point)
+        return point
+
+    yield mount
+    for point in points:
+        subprocess.run(["umount", str(point)], check=False)
+
+
+DISK_CASES = [  # (id, mount options, tool, argv with {disk}, what the line says)
+    ("prune-disk-full", "size=1m", "prune", ["-o", "weights={base}", "save_dir={disk}", "max_iters=0", "--pruned_params", PARAMS,
+                                             "--pruned_ratios", "0.25"], "No space left on device (ENOSPC); free some space"),
+    ("export-disk-full", "size=1m", "export_model", ["-o", "weights={pruned}/model_final", "--output_dir", "{disk}/export",
+                                                     "--repeat", "1", "--rounds", "1"], "No space left on device (ENOSPC)"),
+    ("train-read-only", "ro,size=1m", "train", ["-o", "save_dir={disk}"], "Read-only file system"),
+    ("export-into-mount-point", "size=64m", "export_model", ["-o", "weights={pruned}/model_final", "--output_dir", "{disk}",
+                                                             "--repeat", "1", "--rounds", "1"], "(EBUSY); it is in use or a mount point"),
+]
+
+
+@pytest.mark.parametrize("case", DISK_CASES, ids=[c[0] for c in DISK_CASES])
+def test_disk_errors_are_one_line(world, mounted, case, capfd, monkeypatch):
+    name, options, tool, args, message = case
+    disk = mounted(options)
+    monkeypatch.chdir(ROOT)
+    before = tree_state(world["tmp"])
+    capfd.readouterr()
+    code = run_in_process(tool, _argv(tool, args, {**world, "disk": disk}))
+    out, err = capfd.readouterr()
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code == 2, out + err
+    assert len(errors) == 1 and message in errors[0], err
+    assert str(disk) in errors[0] and "Traceback" not in out + err  # the line names the path
+    assert tree_state(world["tmp"]) == before
+    left = [os.path.join(d, n) for d, _, names in os.walk(disk) for n in names]
+    assert not [p for p in left if os.path.basename(p).startswith((".tmp-", ".export-")) or p.endswith((".pdparams", ".pdopt"))], left

@@ -1,6 +1,8 @@
 """MobileNetV1 with PaddleDetection's parameter names (`conv1_weights`, `conv2_1_dw_weights`, ...)."""
 import paddle.nn as nn
 
+from ...config import ConfigValueError
+from ...config.checks import need, need_list
 from ...registry import BACKBONES
 from ..layers import ConvBN
 
@@ -26,6 +28,9 @@ class MobileNetV1(nn.Layer):
 
     def __init__(self, scale=1.0, in_channels=3, feature_strides=(8, 16, 32)):
         super().__init__()
+        need("MobileNetV1.scale", scale, float, above=0)
+        need("MobileNetV1.in_channels", in_channels, int, low=1)
+        need_list("MobileNetV1.feature_strides", feature_strides, int)
         width = lambda c: max(8, int(c * scale))  # noqa: E731 - one-line width rule
         self.conv1 = _conv_bn(in_channels, width(32), 3, "conv1", stride=2)
         blocks, stride, cin = [], 2, width(32)
@@ -39,7 +44,8 @@ class MobileNetV1(nn.Layer):
             if stride in feature_strides and nxt == 2:  # last block before the next downsampling
                 self._taps[i] = cin
         if len(self._taps) != len(set(feature_strides)):
-            raise ValueError(f"MobileNetV1 feature_strides must be among 2, 4, 8, 16, 32; got {feature_strides}")
+            raise ConfigValueError(f"MobileNetV1.feature_strides is {feature_strides!r}; they must be among 2, 4, 8, 16, 32 "
+                                   "(fix the config or -o MobileNetV1.feature_strides=...)")
         self.blocks = nn.LayerList(blocks)
         self.out_channels = list(self._taps.values())
 

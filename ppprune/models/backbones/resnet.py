@@ -6,6 +6,8 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
+from ...config import ConfigValueError
+from ...config.checks import need, need_list
 from ...registry import BACKBONES
 from ..layers import ConvBN
 
@@ -49,7 +51,13 @@ class ResNet(nn.Layer):
     def __init__(self, depth=18, width=64, in_channels=3, small_input=False, return_stages=(5,)):
         super().__init__()
         if depth not in _DEPTHS:
-            raise ValueError(f"ResNet depth must be one of {sorted(_DEPTHS)}, got {depth}")
+            raise ConfigValueError(f"ResNet.depth is {depth!r}; it must be one of {sorted(_DEPTHS)} (fix the config or "
+                                   "-o ResNet.depth=...)")
+        need("ResNet.width", width, int, low=1)
+        need("ResNet.in_channels", in_channels, int, low=1)
+        need("ResNet.small_input", small_input, bool)
+        for i, stage in enumerate(need_list("ResNet.return_stages", return_stages, int)):
+            need(f"ResNet.return_stages[{i}]", stage, int, low=2, high=5)
         kind, counts = _DEPTHS[depth]
         # small images (28x28, 32x32) lose too much to the 7x7/2 stem + max pool
         self.conv1 = _conv_bn(in_channels, width, 3 if small_input else 7, "conv1", stride=1 if small_input else 2)

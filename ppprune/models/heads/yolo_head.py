@@ -13,6 +13,8 @@ from paddle.framework import in_dynamic_or_pir_mode
 from paddle.nn.initializer import Assign, Normal
 from paddle.regularizer import L2Decay
 
+from ...config import ConfigValueError
+from ...config.checks import need, need_list
 from ...registry import HEADS
 from ..layers import ConvBN
 
@@ -74,6 +76,27 @@ def multiclass_nms(bboxes, scores, score_threshold, nms_top_k, keep_top_k, nms_t
     return out, num
 
 
+def _check_args(levels, num_classes, anchors, anchor_masks, base_channels, args):
+    """The head's numbers, each named as its config key (`YOLOv3Head.<arg>`)."""
+    need("num_classes", num_classes, int, low=1)
+    for i, anchor in enumerate(need_list("YOLOv3Head.anchors", anchors, list)):
+        need_list(f"YOLOv3Head.anchors[{i}]", anchor, float, length=2, above=0)
+    if not isinstance(anchor_masks, (list, tuple)) or len(anchor_masks) != levels:
+        raise ConfigValueError(f"YOLOv3Head.anchor_masks is {anchor_masks!r}; it must list {levels} masks, one per "
+                               "feature level of the backbone (fix the config or -o YOLOv3Head.anchor_masks=...)")
+    for i, mask in enumerate(anchor_masks):
+        for j, index in enumerate(need_list(f"YOLOv3Head.anchor_masks[{i}]", mask, int)):
+            need(f"YOLOv3Head.anchor_masks[{i}][{j}]", index, int, low=0, high=len(anchors) - 1)
+    # each level halves the width, and the route between levels halves it again: at least 1 channel
+    need("YOLOv3Head.base_channels", base_channels, int, low=2 ** max(levels - 1, 1))
+    for key in ("ignore_thresh", "conf_thresh", "nms_threshold"):
+        need(f"YOLOv3Head.{key}", args[key], float, low=0, high=1)
+    for key in ("nms_top_k", "keep_top_k"):  # -1: keep all (Paddle's convention)
+        if args[key] != -1:
+            need(f"YOLOv3Head.{key}", args[key], int, low=1)
+    need("YOLOv3Head.label_smooth", args["label_smooth"], bool)
+
+
 @HEADS.register
 class YOLOv3Head(nn.Layer):
     """`in_channels` lists backbone features shallow to deep; the deepest one is level 0 (stride 32).
@@ -87,8 +110,7 @@ class YOLOv3Head(nn.Layer):
                  base_channels=512, ignore_thresh=0.7, label_smooth=False, conf_thresh=0.01,
                  nms_threshold=0.45, nms_top_k=1000, keep_top_k=100):
         super().__init__()
-        if len(anchor_masks) != len(in_channels):
-            raise ValueError(f"YOLOv3Head: {len(anchor_masks)} anchor_masks for {len(in_channels)} feature levels")
+        _check_args(len(in_channels), num_classes, anchors, anchor_masks, base_channels, locals())
         self.num_classes, self.anchors, self.anchor_masks = num_classes, anchors, anchor_masks
         self.ignore_thresh, self.label_smooth = ignore_thresh, label_smooth
         self.nms_cfg = dict(score_threshold=conf_thresh, nms_top_k=nms_top_k, keep_top_k=keep_top_k,
