@@ -258,8 +258,12 @@ def _report(sens, args, out, program, scope):
     if args.target_flops is not None:
         from ..prune import ratios_for_flops
 
-        ratios = {p: r for p, r in ratios_for_flops(program, sens, args.target_flops, scope=scope).items() if r > 0}
-        print(f"ratios for {args.target_flops:.0%} fewer FLOPs: " + ", ".join(f"{p}={r:.3f}" for p, r in ratios.items()))
+        found = ratios_for_flops(program, sens, args.target_flops, scope=scope)
+        ratios = {p: r for p, r in found.items() if r > 0}
+        print(f"ratios for {args.target_flops:.0%} fewer FLOPs (planned: {found.reached:.1%}): "
+              + ", ".join(f"{p}={r:.3f}" for p, r in ratios.items()))
+        for note in found.notes:
+            print(f"note: {note}")
         _suggest(ratios)
 
 
