@@ -7,13 +7,14 @@ pruning bought (network latency without NMS beside end-to-end latency).
 
 First run: generates the demo VOC data and trains the baseline (tools/train.py, configs/yolov3/
 yolov3_mobilenet_v1_demo.yml) unless `output/yolov3_mobilenet_v1_demo/model_final` exists; later runs
-reuse it, and the sensitivities too (they are resumed, not measured again).
+reuse it, and the sensitivities too (they are resumed, not measured again). Sensitivities are measured on
+the training images the config holds out (`TrainReader.holdout`), never on the evaluation images.
 """
 import argparse
 import os
 import time
 
-from . import flags, table
+from . import flags, paths, table
 
 CONFIG = os.path.join("configs", "yolov3", "yolov3_mobilenet_v1_demo.yml")
 
@@ -28,6 +29,8 @@ def parse_args(argv=None):
     p.add_argument("--pruned_ratios", default=None)
     p.add_argument("--finetune_iters", type=int, default=300)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--restart_sensitivity", action="store_true",
+                   help="measure the sensitivities anew when the stored ones were measured on other inputs")
     flags.add_overwrite_flag(p)
     return p.parse_args(argv)
 
@@ -52,10 +55,12 @@ def main(argv=None):
     if args.pruned_params:
         how = ["--pruned_params", args.pruned_params, "--pruned_ratios", args.pruned_ratios or ""]
     else:
-        print("== sensitivity of every prunable conv (resumable)")
-        sens = os.path.join(cfg.get("save_dir", "output"), name + "_sensitivity", "sensitivities.pkl")
+        print("== sensitivity of every prunable conv on the held-out training images (resumable)")
+        sens = os.path.join(paths.save_dir(cfg, args.config, "_sensitivity"), sensitive.DEFAULT_FILE)
+        restart = ["--restart"] if args.restart_sensitivity else []
         sensitive.main(["-c", args.config, "-o", f"weights={base}", "--pruned_ratios", args.sensitivity_ratios,
-                        "--eval_batches", str(args.eval_batches), "-s", sens, *overwrite])
+                        "--eval_batches", str(args.eval_batches), "--split", "holdout", "-s", sens, *restart,
+                        *overwrite])
         how = ["--target_flops", str(args.target_flops), "-s", sens]
     print("== prune and fine-tune")
     pruned = prune.run(["-c", args.config, "-o", f"weights={base}", f"max_iters={args.finetune_iters}",

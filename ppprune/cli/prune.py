@@ -80,6 +80,7 @@ def _request(args):
     """(params, ratios, resumed plan) the flags ask for; ratios are None while --target_flops is to choose them."""
     if args.target_flops is not None and args.pruned_ratios:
         raise runner.UsageError("--target_flops chooses the ratios: drop --pruned_ratios (or drop --target_flops)")
+    common.check_round_to(args)
     params, ratios = (flags.split_list(args.pruned_params) or None, None) if args.target_flops is not None \
         else common.pruned_request(args)
     resumed_plan = plans.checked_plan(args.resume_checkpoint) if args.resume_checkpoint else None
@@ -93,6 +94,7 @@ def _prune_programs(args, session, params, ratios, resumed_plan):
     """Prune the train program (weights too, unless resuming: the checkpoint holds them) and reshape the eval
     program alike; returns the plan."""
     from ..prune import Pruner
+    from ..prune.ratios import round_ratios
 
     programs, place, _, scope = session
     pruner = Pruner(args.prune_criterion, args.idx_selector, args.group_reduction)
@@ -100,7 +102,8 @@ def _prune_programs(args, session, params, ratios, resumed_plan):
         plans.check_against_plan(resumed_plan, params, ratios)
         train, _, _ = pruner.apply_plan(programs.train.program, scope, resumed_plan, place=place, only_graph=True)
     else:
-        ratios = _round_ratios(programs.train.program, params, ratios, args.round_to)
+        ratios = round_ratios(programs.train.program, params, ratios, args.round_to)
+        _print_notes(ratios)
         train, _, _ = pruner.prune(programs.train.program, scope, params, ratios, place=place)
     programs.train = plans.remap(programs.train, pruner, train)
     programs.eval = plans.apply_saved_plan(programs.eval, scope, pruner.plan, place)
@@ -169,19 +172,6 @@ def _check_ranks_agree(plan, scope, names):
     print(f"pruning plan and shapes digest {digest}: the same on all {distributed.ranks().world} ranks")
 
 
-def _round_ratios(program, params, ratios, round_to):
-    """Adjust ratios so each weight keeps a multiple of `round_to` channels (at least `round_to`), counted in
-    the whole groups of a grouped conv its channels feed, as the selector prunes them."""
-    if round_to <= 1:
-        return ratios
-    from ..core.graph import view_of
-    from ..core.groups import discover
-    from ..prune.ratios import round_ratio
-
-    view = view_of(program)
-    return [round_ratio(discover(view, p), r, round_to) for p, r in zip(params, ratios)]
-
-
 def _ratios_for_target(program, scope, args, params):
     """Per-weight ratios hitting --target_flops, from the sensitivities file (params limit the candidates),
     or without one the same ratio for every listed (default: every prunable) conv."""
@@ -199,7 +189,9 @@ def _ratios_for_target(program, scope, args, params):
                               criterion=get_criterion(args.prune_criterion, args.group_reduction),
                               idx_selector=args.idx_selector)
     chosen = [p for p in ratios if ratios[p] > 0]
-    print(f"ratios for {args.target_flops:.0%} fewer FLOPs: " + ", ".join(f"{p}={ratios[p]:.3f}" for p in chosen))
+    print(f"ratios for {args.target_flops:.0%} fewer FLOPs (planned: {ratios.reached:.1%}): "
+          + ", ".join(f"{p}={ratios[p]:.3f}" for p in chosen))
+    _print_notes(ratios)
     return chosen, [ratios[p] for p in chosen]
 
 
@@ -213,8 +205,22 @@ def _uniform_for_target(program, scope, args, params):
                             criterion=get_criterion(args.prune_criterion, args.group_reduction),
                             idx_selector=args.idx_selector, round_to=args.round_to)
     print(f"uniform ratio for {args.target_flops:.0%} fewer FLOPs over {len(params)} convs: "
-          f"{max(ratios.values()):.3f}" + (f" (kept channels multiples of {args.round_to})" if args.round_to > 1 else ""))
+          f"{max(ratios.values()):.3f}, planned {ratios.reached:.1%} removed"
+          + (f" (kept channels multiples of {args.round_to})" if args.round_to > 1 else ""))
+    _print_notes(ratios)
     return list(ratios), list(ratios.values())
+
+
+def _print_notes(result):
+    for note in result.notes:
+        print(f"note: {note}")
+
+
+def _round_ratios(*args):
+    """The name cli/prune_inference.py imports (kept until it imports prune.ratios.round_ratios)."""
+    from ..prune.ratios import round_ratios
+
+    return round_ratios(*args)
 
 
 def _print_costs(before, after, plan):

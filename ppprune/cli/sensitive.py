@@ -11,6 +11,11 @@ Here `--pruned_ratios` is the grid of ratios tried on every weight (default 0.1 
 
 Under `python -m paddle.distributed.launch --nproc_per_node N tools/sensitive.py ...` rank i analyses shard i/N
 into its own resumable file and rank 0 merges them when all are done (rerun the same command to resume).
+
+Sensitivities are measured on held-out training images (`TrainReader.holdout` in the config), never on the
+split whose score is reported; `--split eval` measures on the EvalReader instead, with a warning. The file
+records what it was measured on (weights, model, split, ratios) in `<file>.baseline.json`: a rerun or a
+merge with other inputs is refused, nothing written; `--restart` measures the file anew.
 """
 import os
 
@@ -27,7 +32,14 @@ def parse_args(argv=None):
     p.add_argument("--merge", nargs="+", default=None, metavar="FILE", help="merge shard files into -s and report")
     p.add_argument("--loss", type=float, default=None, help="suggest ratios keeping each weight's loss under this")
     p.add_argument("--target_flops", type=float, default=None, help="suggest ratios removing this share of FLOPs")
+    p.add_argument("--split", choices=("holdout", "eval"), default="holdout",
+                   help="images to measure on: the TrainReader's held-out ones (default) or the EvalReader's (warned)")
+    p.add_argument("--restart", action="store_true",
+                   help="measure the results file anew when it was measured on other inputs (replaces it)")
     return p.parse_args(argv)
+
+
+DEFAULT_FILE = "sensitivities.pkl"
 
 
 def _first_batches(loader, n):
@@ -53,9 +65,8 @@ def _shard(params, text):
 
 def main(argv=None):
     args = parse_args(argv)
-    from ..config import dump_config, load_config
+    from ..config import load_config
     from ..engine import distributed
-    from ..prune import load_sensitivities, merge_sensitive
 
     from .eval import load_model
 
@@ -67,37 +78,38 @@ def main(argv=None):
     if args.eval_batches is not None and args.eval_batches < 1:
         raise runner.UsageError(f"--eval_batches {args.eval_batches}: give a positive number of batches")
     out = paths.output_dir(args, paths.save_dir(cfg, args.config, "_sensitivity"), inputs=[cfg.get("weights")])
+    for f in args.merge or ():  # before the model loads: a missing shard is a typo or an unfinished run
+        if not os.path.isfile(f):
+            raise runner.UsageError(f"--merge: '{f}' does not exist; give every shard's results file (run the "
+                                    "missing shard first)")
     _, spec, exe, scope, place, _ = load_model(cfg, "eval", None, parallel=True)
+    model = _model_provenance(cfg, spec.program)
     if ranks.parallel:
         args.shard = f"{ranks.rank}/{ranks.world}"
-        sens = _analyse(cfg, args, out, spec, exe, scope, place)
+        sens = _analyse(cfg, args, out, spec, exe, scope, place, model)
         distributed.barrier()  # every shard file is complete
         if not ranks.is_main:
             return 0
-        sens = _merge_shards(args, out, _all_params(args, spec))
+        world = ranks.world
+        sens = _merge(args, out, cfg, [_target(args, out.path, f".shard{i}of{world}") for i in range(world)], model,
+                      _all_params(args, spec))
     elif args.merge:
-        target = args.sensitivities_file or os.path.join(out.path, "sensitivities.pkl")
-        merged = merge_sensitive(args.merge)
-        out.open()
-        dump_config(cfg, os.path.join(out.path, "config.yml"))
-        _save_merged(merged, target)
-        print(f"merged {len(args.merge)} files into {target}")
-        sens = load_sensitivities(target)
+        sens = _merge(args, out, cfg, args.merge, model)
     else:
-        sens = _analyse(cfg, args, out, spec, exe, scope, place)
+        sens = _analyse(cfg, args, out, spec, exe, scope, place, model)
     _report(sens, args, out.path, spec.program, scope)
     return 0
 
 
-def _analyse(cfg, args, out, spec, exe, scope, place):
+def _analyse(cfg, args, out, spec, exe, scope, place, model):
+    """Measure this run's (shard of the) weights; returns the sensitivities of those weights."""
     from ..engine import distributed, eval_loop
     from ..engine.evaluators import build_evaluator
-    from ..engine.readers import build_reader
     from ..config import dump_config
     from ..core.graph import view_of
     from ..core.request import check_names
     from ..prune import load_sensitivities, sensitivity
-    from ..prune.sensitive import DEFAULT_RATIOS
+    from ..prune.sensitive import DEFAULT_RATIOS, measured_on, provenance_mismatch
 
     units = _units(args, spec)
     ratios = _grid(args.pruned_ratios)
@@ -108,13 +120,14 @@ def _analyse(cfg, args, out, spec, exe, scope, place):
     if args.shard:
         per = len(ratios or DEFAULT_RATIOS)
         print(f"shard {args.shard}: {len(params) * per} of {total * per} evaluations ({len(params)} of {total} weights)")
-    target = _shard_file(args, out.path, suffix) if distributed.ranks().parallel else \
-        args.sensitivities_file or os.path.join(out.path, f"sensitivities{suffix}.pkl")
+    target = _target(args, out.path, suffix)
     load_sensitivities(target)  # a damaged results file is an error now, before anything is written
     check_names(view_of(spec.program), params)
-    dataset, loader = build_reader(cfg, "EvalReader", every_rank=True)
-    if args.eval_batches:
-        loader = _first_batches(loader, args.eval_batches)
+    dataset, loader, split = _measure_split(cfg, args)
+    provenance = {**model, "split": split}
+    why = None if args.restart else provenance_mismatch(target, measured_on(provenance, ratios or DEFAULT_RATIOS))
+    if why:
+        raise runner.UsageError(f"{why}: give another -s file, or --restart to measure it anew (replaces it)")
     evaluator = build_evaluator(cfg, dataset)
 
     def eval_func(program):
@@ -124,8 +137,45 @@ def _analyse(cfg, args, out, spec, exe, scope, place):
         out.open()
         dump_config(cfg, os.path.join(out.path, "config.yml"))
     distributed.barrier()  # the folder exists before any rank writes its shard
-    print(f"analysing {len(params)} weights; results in {target} (rerun the same command to resume)")
-    return sensitivity(spec.program, place, params, eval_func, sensitivities_file=target, pruned_ratios=ratios, scope=scope)
+    print(f"analysing {len(params)} weights on {split['images']} {split['reader']} images; results in {target} "
+          "(rerun the same command to resume)")
+    sens = sensitivity(spec.program, place, params, eval_func, sensitivities_file=target, pruned_ratios=ratios,
+                       scope=scope, provenance=provenance, restart=args.restart)
+    return {p: sens[p] for p in params if p in sens}  # the file may hold more (an earlier run's params)
+
+
+def _measure_split(cfg, args):
+    """(dataset, loader or its first batches, split identity) of the images sensitivities are measured on."""
+    from ..engine.readers import HOLDOUT, build_reader, has_holdout, reader_section, split_identity
+
+    if args.split == "holdout" and not has_holdout(cfg):
+        raise runner.UsageError("the config holds no training images out for sensitivity: set TrainReader.holdout "
+                                "(e.g. -o TrainReader.holdout=0.25; training then skips them), or pass --split eval "
+                                "to measure on the images whose score is reported")
+    name = HOLDOUT if args.split == "holdout" else "EvalReader"
+    if args.split == "eval":
+        print("warning: --split eval measures sensitivities on the EvalReader's images, the ones whose score is "
+              "reported: ratios chosen from them flatter that score")
+    dataset, loader = build_reader(cfg, name, every_rank=True)
+    if args.eval_batches:
+        loader = _first_batches(loader, args.eval_batches)
+    return dataset, loader, split_identity(name, reader_section(cfg, name), dataset, args.eval_batches)
+
+
+def _model_provenance(cfg, program):
+    """Digests of the weights file and of the model (every parameter's name and shape, the plan's too)."""
+    import hashlib
+    import json
+
+    from ..engine.checkpoint import resolve_weights
+
+    sha = hashlib.sha1()
+    with open(resolve_weights(paths.weights_prefix(cfg)), "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            sha.update(block)
+    shapes = sorted((p.name, list(p.shape)) for p in program.global_block().all_parameters())
+    return {"weights": sha.hexdigest()[:16],
+            "model": hashlib.sha1(json.dumps([cfg.get("architecture"), shapes]).encode()).hexdigest()[:16]}
 
 
 def _units(args, spec):
@@ -141,29 +191,43 @@ def _all_params(args, spec):
     return [n for unit in _units(args, spec) for n in unit]
 
 
-def _target(args, out):
-    return args.sensitivities_file or os.path.join(out, "sensitivities.pkl")
+def _target(args, out, suffix=""):
+    """The results file: -s (under a launch with the shard's `suffix`), else `sensitivities<suffix>.pkl` in
+    the output folder."""
+    from ..engine import distributed
 
-
-def _shard_file(args, out, suffix):
-    """Under a launch, rank i's file: `<target stem>.shard<i>of<n><ext>` beside the merged one."""
-    stem, ext = os.path.splitext(_target(args, out))
+    if args.sensitivities_file and not (suffix and distributed.ranks().parallel):
+        return args.sensitivities_file
+    stem, ext = os.path.splitext(args.sensitivities_file or os.path.join(out, DEFAULT_FILE))
     return stem + suffix + (ext or ".pkl")
 
 
-def _merge_shards(args, out, params):
-    """Rank 0, all shards done: one file as a single process writes it (weights in analysis order)."""
-    from ..engine import distributed
-    from ..prune import load_sensitivities, merge_sensitive, save_sensitivities, sensitivity_baseline
+def _merge(args, out, cfg, files, model, order=()):
+    """Merge shard files into the results file (weights in `order` first, as one process writes them);
+    every check (shards of one analysis, of this model, a target measured alike) before anything is written."""
+    from ..config import dump_config
+    from ..core.errors import PruneError
+    from ..prune import merge_sensitive, merged_provenance, save_sensitivities, sensitivity_baseline
+    from ..prune.sensitive import provenance_difference, provenance_mismatch
 
-    world = distributed.ranks().world
-    files = [_shard_file(args, out.path, f".shard{i}of{world}") for i in range(world)]
-    out.add(*(os.path.basename(f) for f in files if os.path.dirname(os.path.abspath(f)) == out.path))  # ours too
-    merged = merge_sensitive(files)
     target = _target(args, out.path)
-    save_sensitivities(target, {p: merged[p] for p in params if p in merged}, sensitivity_baseline(files[0]))
-    print(f"merged {world} shards into {target}")
-    return load_sensitivities(target)
+    provenance = merged_provenance(files)
+    why = provenance_difference(provenance, {**provenance, **model})
+    if why:
+        raise PruneError(f"cannot merge {files[0]}: it was measured on {why} than this config and -o weights=... "
+                         "give; merge with the ones the shards were measured with")
+    why = None if args.restart else provenance_mismatch(target, provenance)
+    if why:
+        raise runner.UsageError(f"{why}: give another -s file, or --restart to replace it")
+    merged = merge_sensitive(files)
+    rank = {p: i for i, p in enumerate(order)}
+    merged = dict(sorted(merged.items(), key=lambda kv: rank.get(kv[0], len(rank))))
+    out.open()
+    out.add(*(os.path.basename(f) for f in files if os.path.dirname(os.path.abspath(f)) == out.path))  # ours too
+    dump_config(cfg, os.path.join(out.path, "config.yml"))
+    save_sensitivities(target, merged, sensitivity_baseline(files[0]), provenance)
+    print(f"merged {len(files)} files into {target}")
+    return merged
 
 
 def _grid(text):
@@ -173,20 +237,15 @@ def _grid(text):
     return parse_ratios(flags.split_list(text), "--pruned_ratios", above_zero=True) or None
 
 
-def _save_merged(sens, path):
-    import pickle
-
-    from ..fsutil import atomic_write
-
-    with atomic_write(path, "wb") as f:
-        pickle.dump(sens, f)
-
-
 def _report(sens, args, out, program, scope):
     from ..analysis import plot_sensitivities
     from ..prune import get_ratios_by_loss
 
-    png = os.path.join(out, "sensitivities.png")
+    # a shard plots beside its own file, never over the folder's plot; no results, no plot
+    png = os.path.join(out, os.path.splitext(DEFAULT_FILE)[0] + _suffix(args) + ".png")
+    if not sens:
+        print("no results to plot or suggest ratios from (an empty shard?)")
+        return
     try:
         plot_sensitivities(sens, png)
         print(f"plot: {png}")
@@ -199,9 +258,19 @@ def _report(sens, args, out, program, scope):
     if args.target_flops is not None:
         from ..prune import ratios_for_flops
 
-        ratios = {p: r for p, r in ratios_for_flops(program, sens, args.target_flops, scope=scope).items() if r > 0}
-        print(f"ratios for {args.target_flops:.0%} fewer FLOPs: " + ", ".join(f"{p}={r:.3f}" for p, r in ratios.items()))
+        found = ratios_for_flops(program, sens, args.target_flops, scope=scope)
+        ratios = {p: r for p, r in found.items() if r > 0}
+        print(f"ratios for {args.target_flops:.0%} fewer FLOPs (planned: {found.reached:.1%}): "
+              + ", ".join(f"{p}={r:.3f}" for p, r in ratios.items()))
+        for note in found.notes:
+            print(f"note: {note}")
         _suggest(ratios)
+
+
+def _suffix(args):
+    from ..engine import distributed
+
+    return "" if distributed.ranks().parallel or not args.shard else _shard([], args.shard)[1]
 
 
 def _suggest(ratios):

@@ -38,68 +38,99 @@ def get_ratios_by_loss(sensitivities, loss):
     return ratios
 
 
+class Ratios(dict):
+    """{param: ratio} chosen by a FLOPs search, with the share of FLOPs it removes (`reached`, as the pruned
+    program counts them) and `notes`: one line each for what a user should know (a target reached only at
+    the top of the search, convs that rounding leaves unpruned)."""
+
+    def __init__(self, ratios, reached, notes=()):
+        super().__init__(ratios)
+        self.reached, self.notes = reached, list(notes)
+
+
 def ratios_for_flops(program, sensitivities, pruned_flops, skip_params=(), round_to=1, tolerance=0.01, max_iters=50,
                      scope=None, criterion="l1_norm", idx_selector="default_idx_selector"):
-    """{param: ratio} removing `pruned_flops` (a share, e.g. 0.4) of `program`'s FLOPs within `tolerance`,
-    found by a binary search over the loss threshold of `get_ratios_by_loss`. Each candidate is planned on
-    the graph exactly as `Pruner.prune` with the same criterion would plan it, so the prediction is the
-    FLOPs of the pruned program. Convs coupled to each other (a residual add, a depthwise conv and the
+    """{param: ratio} (a `Ratios`) removing `pruned_flops` (a share, e.g. 0.4) of `program`'s FLOPs within
+    `tolerance`, found by a binary search over the loss threshold of `get_ratios_by_loss`. Each candidate is
+    planned on the graph exactly as `Pruner.prune` with the same criterion would plan it, so the prediction
+    is the FLOPs of the pruned program. Convs coupled to each other (a residual add, a depthwise conv and the
     conv feeding it) get the smallest of their ratios; skipping a param skips those coupled to it.
     `round_to=N` keeps every pruned conv's remaining channel count a multiple of N. Raises PruneError if
     the target is out of reach of the measured ratios or no threshold lands within the tolerance."""
-    if not 0 < pruned_flops < 1:
-        raise PruneError(f"pruned_flops={pruned_flops!r}: give the share of FLOPs to remove, in (0, 1)")
-    if not isinstance(round_to, int) or round_to < 1:
-        raise PruneError(f"round_to={round_to!r}: give a positive integer channel multiple")
-    selector = get_selector(idx_selector)
-    if round_to > 1 and selector is not default_idx_selector:
-        raise PruneError("round_to counts channels as default_idx_selector does; use it with that selector only")
-    scope = paddle.static.global_scope() if scope is None else scope
-    view = view_of(program)
-    check_names(view, list(sensitivities))
-    check_names(view, list(skip_params))
-    groups = {p: discover(view, p) for p in list(sensitivities) + [p for p in skip_params if p not in sensitivities]}
-    cluster = _clusters(groups)
-    blocked = {cluster[p] for p in groups if p in skip_params or groups[p].outputs}
-    candidates = {p: sensitivities[p] for p in sensitivities if cluster[p] not in blocked}
-    base = count(view)[0]
-    read_tensor, crit = scope_reader(scope, view), get_criterion(criterion)
+    search = _Search(program, list(sensitivities), pruned_flops, round_to, tolerance, scope, criterion, idx_selector,
+                     skip_params)
+    candidates = {p: sensitivities[p] for p in sensitivities if search.cluster[p] not in search.blocked}
 
     def attempt(threshold):
         by_loss = get_ratios_by_loss(candidates, threshold)
         shared = {}
         for p in candidates:  # the most sensitive member of a cluster decides for all of it
-            shared[cluster[p]] = min(shared.get(cluster[p], 1.0), by_loss.get(p, 0.0))
-        # rounded once per cluster: merged groups (concat into add) then keep one ratio for all members
-        ratios = {p: round_ratio(groups[cluster[p]], shared[cluster[p]], round_to) for p in candidates}
-        return planned_flops(view, read_tensor, ratios, crit, selector, base)
+            shared[search.cluster[p]] = min(shared.get(search.cluster[p], 1.0), by_loss.get(p, 0.0))
+        return search.planned({p: shared[search.cluster[p]] for p in candidates})
 
     losses = [float(l) for s in candidates.values() for l in s.values()]
     if not losses:
         raise PruneError("no prunable param has sensitivities: nothing can reduce the FLOPs")
-    lo, hi = min(losses) - 1.0, max(losses)  # below every loss nothing is pruned; at the top, every largest ratio
-    ratios, reached = attempt(hi)
-    if reached < pruned_flops - tolerance:
-        raise PruneError(
-            f"cannot remove {pruned_flops:.1%} of the FLOPs: pruning every param at its largest measured ratio "
-            f"removes {reached:.1%}. Measure larger ratios, include more params or skip fewer, or lower the target.")
-    tried = [reached]
-    for _ in range(max_iters):
-        if abs(reached - pruned_flops) <= tolerance:
-            return ratios
-        mid = (lo + hi) / 2
-        ratios, reached = attempt(mid)
-        tried.append(reached)
-        if reached > pruned_flops:
-            hi = mid
-        else:
-            lo = mid
-    if abs(reached - pruned_flops) <= tolerance:
-        return ratios
-    closest = min(tried, key=lambda r: abs(r - pruned_flops))
-    raise PruneError(
-        f"no loss threshold removes {pruned_flops:.1%} ± {tolerance:.1%} of the FLOPs in {max_iters} steps "
-        f"(closest: {closest:.1%}); the channel counts are too coarse here. Raise the tolerance or lower round_to.")
+    # below every loss nothing is pruned; at the top, every param at its largest measured ratio
+    return search.run(attempt, min(losses) - 1.0, max(losses), max_iters, "loss threshold",
+                      "pruning every param at its largest measured ratio",
+                      "Measure larger ratios, include more params or skip fewer, or lower the target.")
+
+
+class _Search:
+    """What both FLOPs searches share: the checked request, the params' groups and clusters, the FLOPs a
+    candidate removes (rounded once per cluster, so the convs of a merged group keep one ratio), and the
+    bisection itself."""
+
+    def __init__(self, program, params, pruned_flops, round_to, tolerance, scope, criterion, idx_selector,
+                 skip_params=()):
+        if not 0 < pruned_flops < 1:
+            raise PruneError(f"pruned_flops={pruned_flops!r}: give the share of FLOPs to remove, in (0, 1)")
+        if isinstance(round_to, bool) or not isinstance(round_to, int) or round_to < 1:
+            raise PruneError(f"round_to={round_to!r}: give a positive integer channel multiple (1 = no rounding)")
+        self.selector = get_selector(idx_selector)
+        if round_to > 1 and self.selector is not default_idx_selector:
+            raise PruneError("round_to counts channels as default_idx_selector does; use it with that selector only")
+        scope = paddle.static.global_scope() if scope is None else scope
+        self.view = view = view_of(program)
+        check_names(view, params)
+        check_names(view, list(skip_params))
+        self.groups = {p: discover(view, p) for p in params + [p for p in skip_params if p not in params]}
+        self.cluster = _clusters(self.groups)
+        self.blocked = {self.cluster[p] for p in self.groups if p in skip_params or self.groups[p].outputs}
+        self.read_tensor, self.criterion = scope_reader(scope, view), get_criterion(criterion)
+        self.target, self.round_to, self.tolerance, self.base = pruned_flops, round_to, tolerance, count(view)[0]
+        self.notes = [n for n in [unpruned_by_rounding({p: self.groups[self.cluster[p]] for p in params
+                                                        if self.cluster[p] not in self.blocked}, round_to)] if n]
+
+    def planned(self, ratios):
+        """(the rounded ratios above 0, the share of FLOPs they remove) for {param: ratio before rounding}."""
+        rounded = {p: round_ratio(self.groups[self.cluster[p]], r, self.round_to) for p, r in ratios.items()}
+        return planned_flops(self.view, self.read_tensor, rounded, self.criterion, self.selector, self.base)
+
+    def run(self, attempt, lo, hi, max_iters, knob, top, advice):
+        """Bisect `knob` in [lo, hi] (more FLOPs removed as it grows) until `attempt(knob)` -> (ratios, share)
+        lands within the tolerance; a `Ratios`, or PruneError saying what was reached."""
+        target, tolerance = self.target, self.tolerance
+        ratios, reached = attempt(hi)
+        if reached < target - tolerance:
+            raise PruneError(f"cannot remove {target:.1%} of the FLOPs: {top} removes {reached:.1%}. {advice}")
+        if abs(reached - target) <= tolerance:  # the top of the search: say so when it falls short
+            short = [f"reached {reached:.1%} of the FLOPs removed for a target of {target:.1%} (within the tolerance "
+                     f"{tolerance:.1%}): {top} removes no more"] if reached < target else []
+            return Ratios(ratios, reached, self.notes + short)
+        tried = [reached]
+        for _ in range(max_iters):
+            mid = (lo + hi) / 2
+            ratios, reached = attempt(mid)
+            tried.append(reached)
+            if abs(reached - target) <= tolerance:
+                return Ratios(ratios, reached, self.notes)
+            lo, hi = (mid, hi) if reached < target else (lo, mid)
+        closest = min(tried, key=lambda r: abs(r - target))
+        raise PruneError(f"no {knob} removes {target:.1%} ± {tolerance:.1%} of the FLOPs in {max_iters} steps "
+                         f"(closest: {closest:.1%}); the channel counts are too coarse here: raise the tolerance or "
+                         "lower round_to")
 
 
 def planned_flops(view, read_tensor, ratios, criterion, selector, base):
@@ -124,43 +155,58 @@ def round_ratio(group, ratio, multiple):
     such count, at least one multiple; 0 when even that is impossible)."""
     if multiple == 1 or ratio <= 0:
         return ratio
-    n_atoms = len(group.atoms())
-    width = group.size // n_atoms  # channels per atom (a whole group of a grouped conv)
-    step = multiple // math.gcd(multiple, width)  # atoms per multiple of channels
+    n_atoms, step = _atoms(group, multiple)
     keep = n_atoms - min(int(round(n_atoms * ratio)), n_atoms - 1)
     keep = max(step, int(round(keep / step)) * step)
     return 0.0 if keep >= n_atoms else (n_atoms - keep) / n_atoms
 
 
+def _atoms(group, multiple):
+    """(atoms of `group`, atoms per multiple of `multiple` channels); an atom is a whole group of a grouped conv."""
+    n_atoms = len(group.atoms())
+    width = group.size // n_atoms
+    return n_atoms, multiple // math.gcd(multiple, width)
+
+
+def unpruned_by_rounding(groups, multiple):
+    """One line naming the convs of {param: group} that keeping a multiple of `multiple` channels leaves
+    unpruned at every ratio (they have no more than one multiple), or None."""
+    if multiple <= 1:
+        return None
+    stuck = [f"{p} ({g.size} channels)" for p, g in groups.items() if _atoms(g, multiple)[1] >= _atoms(g, multiple)[0]]
+    if not stuck:
+        return None
+    return (f"round_to {multiple}: {len(stuck)} conv(s) have too few channels to keep a smaller multiple of "
+            f"{multiple} and stay unpruned: {', '.join(stuck[:6])}{' ...' if len(stuck) > 6 else ''}")
+
+
+class Rounded(list):
+    """Rounded ratios, with `notes` naming every conv whose ratio rounding turned into 0 (with its channels)."""
+
+    def __init__(self, ratios, notes=()):
+        super().__init__(ratios)
+        self.notes = list(notes)
+
+
+def round_ratios(program, params, ratios, round_to):
+    """Ratios adjusted so each weight keeps a multiple of `round_to` channels (at least `round_to`), counted
+    in the whole groups of a grouped conv its channels feed, as the selector prunes them (a `Rounded`)."""
+    if round_to <= 1:
+        return Rounded(ratios)
+    view = view_of(program)
+    groups = {p: discover(view, p) for p in params}
+    rounded = [round_ratio(groups[p], r, round_to) for p, r in zip(params, ratios)]
+    zeroed = [f"{p} ({groups[p].size} channels, ratio {r:g})" for p, r, q in zip(params, ratios, rounded) if r > 0 and q == 0]
+    return Rounded(rounded, [f"round_to {round_to}: {len(zeroed)} ratio(s) became 0, these convs stay unpruned (the "
+                             f"nearest multiple of {round_to} channels is all of them): {', '.join(zeroed)}"] if zeroed else [])
+
+
 def uniform_ratios(program, params, pruned_flops, scope=None, criterion="l1_norm", idx_selector="default_idx_selector",
                    round_to=1, tolerance=0.01, max_iters=40):
-    """{param: ratio}, the same ratio for each of `params` (moved per conv to keep a multiple of `round_to`
-    channels), removing `pruned_flops` of `program`'s FLOPs within `tolerance`. Raises PruneError, nothing
-    changed, when the target is out of reach."""
-    if not 0 < pruned_flops < 1:
-        raise PruneError(f"pruned_flops={pruned_flops!r}: give the share of FLOPs to remove, in (0, 1)")
-    scope = paddle.static.global_scope() if scope is None else scope
-    view = view_of(program)
-    check_names(view, params)
-    groups = {p: discover(view, p) for p in params}
-    cluster = _clusters(groups)
-    read_tensor, crit, selector = scope_reader(scope), get_criterion(criterion), get_selector(idx_selector)
-    base = count(view)[0]
-
-    def attempt(ratio):  # rounded once per cluster, so the convs of a merged group keep one ratio
-        return planned_flops(view, read_tensor, {p: round_ratio(groups[cluster[p]], ratio, round_to) for p in params},
-                             crit, selector, base)
-
-    lo, hi = 0.0, 0.95
-    ratios, reached = attempt(hi)
-    if reached < pruned_flops - tolerance:
-        raise PruneError(f"cannot remove {pruned_flops:.1%} of the FLOPs by pruning these {len(params)} convs "
-                         f"uniformly: even 95% of their channels removes {reached:.1%}. List more convs or lower the target.")
-    for _ in range(max_iters):
-        mid = (lo + hi) / 2
-        ratios, reached = attempt(mid)
-        if abs(reached - pruned_flops) <= tolerance:
-            return ratios
-        lo, hi = (mid, hi) if reached < pruned_flops else (lo, mid)
-    raise PruneError(f"no uniform ratio removes {pruned_flops:.1%} ± {tolerance:.1%} of the FLOPs (last: {reached:.1%}); "
-                     "the channel counts are too coarse: raise the tolerance or lower round_to")
+    """{param: ratio} (a `Ratios`), the same ratio for each of `params` (moved per conv to keep a multiple of
+    `round_to` channels), removing `pruned_flops` of `program`'s FLOPs within `tolerance`. Raises PruneError,
+    nothing changed, when the target is out of reach."""
+    search = _Search(program, list(params), pruned_flops, round_to, tolerance, scope, criterion, idx_selector)
+    return search.run(lambda ratio: search.planned({p: ratio for p in params}), 0.0, 0.95, max_iters, "uniform ratio",
+                      f"pruning these {len(params)} convs uniformly at 95% of their channels (the most a uniform "
+                      "ratio takes)", "List more convs or lower the target.")

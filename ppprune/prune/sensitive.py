@@ -31,11 +31,13 @@ from .workers import run as workers_run
 
 DEFAULT_RATIOS = tuple(round(0.1 * i, 1) for i in range(1, 10))
 _DIGITS = 10  # ratio keys are rounded to this many decimals: 0.3, never 0.30000000000000004
-_FORMAT = "ppprune.sensitivities/1"
+_FORMAT_V1 = "ppprune.sensitivities/1"  # the older single-pickle format
+_FORMAT = "ppprune.sensitivities/2"
 
 
 def sensitivity(program, place, param_names, eval_func, sensitivities_file=None, pruned_ratios=None,
-                scope=None, criterion="l1_norm", idx_selector="default_idx_selector", workers=1):
+                scope=None, criterion="l1_norm", idx_selector="default_idx_selector", workers=1, provenance=None,
+                restart=False):
     """Return `{param: {ratio: loss}}` with loss = (baseline - metric) / baseline, `metric` being
     `eval_func(program)` while `param` has lost `ratio` of its output channels (0.1 ... 0.9 by default).
 
@@ -44,11 +46,23 @@ def sensitivity(program, place, param_names, eval_func, sensitivities_file=None,
     also when `eval_func` raises. With `sensitivities_file`, the results (and the baseline) are rewritten
     atomically after every evaluation and a restart evaluates only what is missing. The returned dict also
     holds everything the file already had. `workers=N` runs the trials in N forked processes (one per core
-    is the useful maximum); this process alone writes the file, and its scope is never changed."""
+    is the useful maximum); this process alone writes the file, and its scope is never changed.
+
+    `provenance` ({"weights": digest, "model": digest, "split": ...}: what the caller evaluates on) is
+    recorded in the file with the ratios and criterion; resuming a file recorded with anything else is a
+    PruneError (nothing evaluated or written), unless `restart=True` starts the file anew. Without
+    `provenance` nothing is checked (PaddleSlim's behaviour)."""
     scope = paddle.static.global_scope() if scope is None else scope
     ratios = _clean_ratios(DEFAULT_RATIOS if pruned_ratios is None else pruned_ratios)
     params = [param_names] if isinstance(param_names, str) else list(param_names)
-    store = _Store(sensitivities_file)
+    wanted = measured_on(provenance or {}, ratios, criterion, idx_selector)
+    if provenance is not None and not restart and sensitivities_file is not None:
+        why = provenance_mismatch(sensitivities_file, wanted)
+        if why:
+            raise PruneError(f"{why}: give another sensitivities_file, or restart=True to measure it anew")
+    store = _Store(sensitivities_file, fresh=restart)
+    if provenance is not None or store.provenance is None:  # unchecked (PaddleSlim-style): the record stays
+        store.provenance = wanted
     view = view_of(program)
     check_names(view, params)
     trials = _trials(view, scope_reader(scope, view), params, ratios, store, get_criterion(criterion), get_selector(idx_selector))
@@ -177,15 +191,61 @@ def _clean_ratios(ratios):
     return out
 
 
-class _Store:
-    """Sensitivities pickled as the plain `{param: {ratio: loss}}` dict PaddleSlim reads, and the baseline
-    they are relative to in a JSON sidecar `<file>.baseline.json`. Files of the older single-pickle format
-    `{"format", "baseline", "sensitivities"}` are read too."""
+def measured_on(provenance, ratios, criterion="l1_norm", idx_selector="default_idx_selector"):
+    """The provenance a results file records: the caller's (weights, model, split digests) plus the ratio
+    grid and the channel choice. The params are the file's own keys: a rerun with more params adds them."""
+    def name(f):
+        return f if isinstance(f, str) else getattr(f, "__name__", type(f).__name__)
 
-    def __init__(self, path):
+    return {**provenance, "ratios": [float(r) for r in _clean_ratios(ratios)], "criterion": name(criterion),
+            "idx_selector": name(idx_selector)}
+
+
+_WHAT = {"weights": "other weights", "model": "another model (other params or shapes)",
+         "split": "another evaluation split", "ratios": "another ratio grid", "criterion": "another criterion",
+         "idx_selector": "another selector"}
+
+
+def provenance_difference(recorded, wanted):
+    """None if two provenances agree, else what differs (e.g. "other weights")."""
+    if recorded is None:
+        return "inputs it does not record (an older or PaddleSlim file)"
+    for key in sorted(set(recorded) | set(wanted)):
+        if recorded.get(key) != wanted.get(key):
+            if key == "ratios":
+                return f"the ratio grid {_grid(recorded.get(key))} (asked: {_grid(wanted.get(key))})"
+            return _WHAT.get(key, f"another {key}")
+    return None
+
+
+def _grid(ratios):
+    return ",".join(f"{r:g}" for r in ratios or ())
+
+
+def provenance_mismatch(sensitivities_file, wanted):
+    """None if the file is absent or holds no results yet, or was measured on `wanted`; else a message."""
+    if not os.path.exists(sensitivities_file):
+        return None
+    sens, _, recorded = _read(os.fspath(sensitivities_file))
+    why = provenance_difference(recorded, wanted) if sens or recorded is not None else None
+    return why and f"{sensitivities_file} was measured on {why}; its results do not describe this run"
+
+
+class _Store:
+    """Sensitivities pickled as the plain `{param: {ratio: loss}}` dict PaddleSlim reads; the baseline they
+    are relative to and what they were measured on (`provenance`) in a JSON sidecar `<file>.baseline.json`.
+    Files of the older single-pickle format `{"format", "baseline", "sensitivities"}` are read too.
+
+    A kill between the two files' writes leaves a consistent pair: the sidecar changes only with its
+    baseline or provenance, and results measured on another provenance are emptied before it changes."""
+
+    def __init__(self, path, fresh=False):
         self.path = os.fspath(path) if path is not None else None
-        self.sens, self.baseline = _read(self.path) if self.path and os.path.exists(self.path) else ({}, None)
-        self._saved_baseline = self.baseline
+        exists = self.path is not None and os.path.exists(self.path)
+        self.sens, self.baseline, self.provenance = _read(self.path) if exists else ({}, None, None)
+        self._on_disk, self._fresh = (self.baseline, self.provenance), fresh and bool(self.sens)
+        if fresh:
+            self.sens, self.baseline, self.provenance = {}, None, None
 
     def record(self, param, ratios, loss):
         losses = self.sens.setdefault(param, {})
@@ -195,10 +255,14 @@ class _Store:
     def save(self):
         if self.path is None:
             return
-        if self.baseline is not None and self.baseline != self._saved_baseline:  # before the losses relative to it
+        if self._fresh and self.provenance != self._on_disk[1]:  # never old results under a new record
+            with atomic_write(self.path, "wb") as f:
+                pickle.dump({}, f)
+            self._fresh = False
+        if (self.baseline, self.provenance) != self._on_disk:  # before the losses relative to it
             with atomic_write(_sidecar(self.path)) as f:
-                json.dump({"format": _FORMAT, "baseline": self.baseline}, f)
-            self._saved_baseline = self.baseline
+                json.dump({"format": _FORMAT, "baseline": self.baseline, "provenance": self.provenance}, f)
+            self._on_disk = (self.baseline, self.provenance)
         with atomic_write(self.path, "wb") as f:
             pickle.dump(self.sens, f)
 
@@ -208,20 +272,22 @@ def _sidecar(path):
 
 
 def _read(path):
-    """(sensitivities, baseline or None) from a results file; a damaged file is a PruneError naming it."""
+    """(sensitivities, baseline or None, provenance or None) from a results file; a damaged file is a
+    PruneError naming it."""
     try:
         with open(path, "rb") as f:
             data = pickle.load(f)
     except Exception as e:  # noqa: BLE001 - truncated or foreign files raise many types
         raise PruneError(f"{path} is not a readable sensitivities file ({e.__class__.__name__}: truncated or not a "
                          "pickle); delete it to start the analysis again, or give another -s file") from None
-    baseline = None
-    if isinstance(data, dict) and data.get("format") == _FORMAT:  # the older single-pickle format
+    baseline = provenance = None
+    if isinstance(data, dict) and data.get("format") == _FORMAT_V1:  # the older single-pickle format
         data, baseline = data.get("sensitivities"), data.get("baseline")
     elif os.path.isfile(_sidecar(path)):
         try:
             with open(_sidecar(path)) as f:
-                baseline = json.load(f).get("baseline")
+                side = json.load(f)
+            baseline, provenance = side.get("baseline"), side.get("provenance")
         except (ValueError, AttributeError):
             raise PruneError(f"{_sidecar(path)} is damaged; delete it (the baseline is evaluated again)") from None
     if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
@@ -231,7 +297,7 @@ def _read(path):
             if not all(isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) for v in (r, loss)):
                 raise PruneError(f"{path}: '{param}' has ratio {r!r} with loss {loss!r}; ratios and losses must be "
                                  "finite numbers. Delete the entry (or the file) and measure it again")
-    return data, baseline
+    return data, baseline, provenance if isinstance(provenance, dict) else None
 
 
 def load_sensitivities(sensitivities_file):
@@ -242,16 +308,36 @@ def load_sensitivities(sensitivities_file):
     return _read(sensitivities_file)[0]
 
 
-def save_sensitivities(path, sensitivities, baseline=None):
-    """Write `{param: {ratio: loss}}` and the baseline metric atomically, as `sensitivity` does."""
-    store = _Store(None)
-    store.path, store.sens, store.baseline = os.fspath(path), sensitivities, baseline
+def save_sensitivities(path, sensitivities, baseline=None, provenance=None):
+    """Write `{param: {ratio: loss}}`, the baseline metric and the provenance atomically, as `sensitivity`
+    does (replacing the file's earlier content)."""
+    store = _Store(path, fresh=True)
+    store.sens, store.baseline, store.provenance = sensitivities, baseline, provenance
     store.save()
 
 
 def sensitivity_baseline(sensitivities_file):
     """The unpruned metric a file's losses are relative to (None if the file does not record it)."""
     return _read(sensitivities_file)[1] if os.path.exists(sensitivities_file) else None
+
+
+def sensitivity_provenance(sensitivities_file):
+    """What a file's results were measured on (see `sensitivity`), None if it does not record it."""
+    return _read(sensitivities_file)[2] if os.path.exists(sensitivities_file) else None
+
+
+def merged_provenance(files):
+    """The provenance files share (shards of one analysis); PruneError naming the first file that records
+    none or another one."""
+    first = None
+    for path in files:
+        recorded = sensitivity_provenance(path)
+        why = provenance_difference(recorded, first) if first is not None or recorded is None else None
+        if why:
+            raise PruneError(f"cannot merge {path}: it was measured on {why}, unlike {files[0]}; only shards of "
+                             "one analysis (same weights, model, split and ratios) merge")
+        first = recorded if first is None else first
+    return first
 
 
 def merge_sensitive(sensitivities):
