@@ -70,7 +70,8 @@ def draw(image, boxes, labels, threshold, path):
 
 def main(argv=None):
     args = parse_args(argv)
-    from .. import deploy, infer_cfg
+    from .. import deploy
+    from ..deploy import infer_cfg
 
     try:
         info, steps = infer_cfg.read(args.model_dir)
@@ -84,7 +85,7 @@ def main(argv=None):
     hidden = []  # the best score of each image left with no box
     for path in files:
         image, inputs = preprocess(path, steps)
-        boxes = deploy.run(predictor, {n: inputs[n] for n in predictor.get_input_names()})[0].reshape(-1, 6)
+        (boxes,) = deploy.detections(predictor.run(inputs))
         png = os.path.join(out.path, os.path.splitext(os.path.basename(path))[0] + ".png")
         draw(image, boxes, info.get("label_list", []), threshold, png)
         kept = int((boxes[:, 1] >= threshold).sum())

@@ -26,12 +26,12 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    from .. import inference_model
+    from ..deploy import exported
     from ..prune import Pruner
     from ..prune.report import conv_weights, format_report, prunable_params
     from ..core.graph import view_of
 
-    model = inference_model.load(args.model, ir=args.ir)
+    model = exported.load(args.model, ir=args.ir)
     if args.print_params:
         print(format_report(*prunable_params(model.program)))
         return 0
@@ -53,7 +53,7 @@ def main(argv=None):
     pruner = Pruner(args.prune_criterion, args.idx_selector, args.group_reduction)
     pruned, _, _ = pruner.prune(model.program, model.scope, params, ratios)
     prefix = os.path.join(args.output_dir, "model")
-    inference_model.save(model, pruned, prefix, lookup=pruner.lookup)
+    exported.save(model, pruned, prefix, lookup=pruner.lookup)
     pruner.plan.meta["source_model"] = os.path.abspath(model.model_file)
     pruner.plan.save(os.path.join(args.output_dir, "plan.json"))
     after = _cost(pruned, model.scope)

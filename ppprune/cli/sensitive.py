@@ -57,7 +57,7 @@ def main(argv=None):
     from ..engine import distributed
     from ..prune import load_sensitivities, merge_sensitive
 
-    from .eval import load_model
+    from .driver import load_model
 
     cfg = load_config(args.config, args.opt)
     ranks = distributed.ranks()
