@@ -10,8 +10,8 @@ from . import exported, infer_cfg
 from .detections import detections
 from .paddle_inference import PaddleInferencePredictor, inference_config, model_files, onednn_passes_to_skip
 from .predictor import BACKENDS, Predictor, create_predictor, run
-from .timing import compare_latency, latency_ms, load_average, spread_warning
+from .timing import compare_latency, latency_ms, spread_warning
 
 __all__ = ["BACKENDS", "PaddleInferencePredictor", "Predictor", "compare_latency", "create_predictor", "detections",
-           "exported", "infer_cfg", "inference_config", "latency_ms", "load_average", "model_files",
+           "exported", "infer_cfg", "inference_config", "latency_ms", "model_files",
            "onednn_passes_to_skip", "run", "spread_warning"]

@@ -7,13 +7,14 @@ imports that module on first use, so no other file changes and a backend's own d
 imported when it is asked for.
 """
 import importlib.util
-from typing import List, Protocol
+from typing import List, Protocol, runtime_checkable
 
 from ..registry import Registry
 
 BACKENDS = Registry("deploy backend", error=ValueError)
 
 
+@runtime_checkable  # so a test can check that a backend's predictor follows it
 class Predictor(Protocol):
     """An exported model ready to run: everything timing, export checks and tools/infer.py use."""
 

@@ -26,7 +26,7 @@ def compare_latency(predictors, inputs, rounds=5, repeat=10, warmup=3):
     """Time several predictors in interleaved rounds (A B A B ...), so a change in the machine's load
     hits every model alike. {label: predictor} -> ({label: {"min", "median", "max"}} of the per-round
     median milliseconds, (load average before, after))."""
-    load_before = load_average()
+    load_before = _load_average()
     for predictor in predictors.values():
         for _ in range(warmup):
             predictor.run(inputs)
@@ -35,7 +35,7 @@ def compare_latency(predictors, inputs, rounds=5, repeat=10, warmup=3):
         for label, predictor in predictors.items():
             medians[label].append(float(np.median(_timed_runs(predictor, inputs, repeat))))
     stats = {label: {"min": min(m), "median": float(np.median(m)), "max": max(m)} for label, m in medians.items()}
-    return stats, (load_before, load_average())
+    return stats, (load_before, _load_average())
 
 
 def spread_warning(stats, a, b):
@@ -48,7 +48,7 @@ def spread_warning(stats, a, b):
     return None
 
 
-def load_average():
+def _load_average():
     """The 1-minute load average, NaN where the platform does not report it."""
     try:
         return os.getloadavg()[0]
