@@ -1,5 +1,8 @@
-"""Driving the static-mode engine for a tool: its setup, data loaders, the training run, the model's cost."""
+"""Driving the static-mode engine for a tool: its setup, a checkpoint loaded by its plan, data loaders, the
+training run, the model's cost."""
 from typing import Any, NamedTuple
+
+from . import common, paths, plans
 
 
 class Setup(NamedTuple):
@@ -25,6 +28,41 @@ def setup(cfg, mode, parallel=False):
     exe, scope = paddle.static.Executor(place), paddle.static.Scope()
     exe.run(programs.startup, scope=scope)
     return Setup(programs, place, exe, scope)
+
+
+class LoadedModel(NamedTuple):
+    """A checkpoint ready to run: `spec` is the (reshaped) `mode` program, `plan` the plan it was pruned by."""
+    programs: Any
+    spec: Any
+    exe: Any
+    scope: Any
+    place: Any
+    plan: Any
+
+
+def load_model(cfg, mode, args, parallel=False):
+    """Set up `mode` programs (see `setup`), reshape them by the checkpoint's plan (or by flags), and
+    load the weights."""
+    from ..engine import load_weights
+
+    prefix = paths.weights_prefix(cfg)
+    params, ratios = common.pruned_request(args) if args is not None else (None, None)
+    programs, place, exe, scope = setup(cfg, mode, parallel)
+    spec = getattr(programs, mode)
+    plan = plans.checked_plan(prefix)
+    if plan is not None:
+        plans.check_against_plan(plan, params, ratios)
+    elif params is not None:  # PaddleSlim-style: reshape by flags (indices do not matter, weights overwrite)
+        from ..prune import Pruner
+
+        pruner = Pruner(args.prune_criterion, args.idx_selector)
+        pruner.prune(spec.program, scope, params, ratios, place=place, only_graph=True)
+        plan = pruner.plan
+    if plan is not None:
+        spec = plans.apply_saved_plan(spec, scope, plan, place)
+        plans.resize_scope(scope, plan, place)
+    load_weights(prefix, scope, place, programs.param_names)
+    return LoadedModel(programs, spec, exe, scope, place, plan)
 
 
 def loaders(cfg, with_eval):

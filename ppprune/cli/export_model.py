@@ -71,7 +71,7 @@ def run(argv=None):
     args = parse_args(argv)
     from ..config import load_config
     from ..outdir import staging_dir, swap_in
-    from .eval import load_model
+    from .driver import load_model
 
     cfg = load_config(args.config, args.opt)
     programs, spec, exe, scope, place, plan = load_model(cfg, "infer", args)
@@ -94,7 +94,8 @@ def _export_all(cfg, args, spec, exe, scope, place, plan, base, inputs, stage):
     """Everything the export writes, into `stage`; refuses an export whose predictor disagrees."""
     import paddle
 
-    from .. import deploy, infer_cfg
+    from .. import deploy
+    from ..deploy import infer_cfg
     from ..config import dump_config
     from ..engine import build_programs, load_weights
 

@@ -87,7 +87,8 @@ def draw(image, boxes, labels, threshold, path):
 
 def main(argv=None):
     args = parse_args(argv)
-    from .. import deploy, infer_cfg
+    from .. import deploy
+    from ..deploy import infer_cfg
 
     try:
         info, steps = infer_cfg.read(args.model_dir)
@@ -102,7 +103,7 @@ def main(argv=None):
     hidden = []  # the best score of each image left with no box
     for path, image in zip(files, decoded):
         inputs = preprocess(image, steps)
-        boxes = deploy.run(predictor, {n: inputs[n] for n in predictor.get_input_names()})[0].reshape(-1, 6)
+        (boxes,) = deploy.detections(predictor.run(inputs))
         # the input's own name and format (as PaddleDetection): a.jpg and a.png of one folder never collide
         drawn = os.path.join(out.path, os.path.basename(path))
         draw(image, boxes, info.get("label_list", []), threshold, drawn)

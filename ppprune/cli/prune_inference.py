@@ -27,13 +27,13 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    from .. import inference_model
+    from ..deploy import exported
     from ..prune import Pruner
     from ..prune.report import conv_weights, format_report, prunable_params
     from ..core.graph import view_of
     from ..outdir import staged
 
-    model = inference_model.load(args.model, ir=args.ir)
+    model = exported.load(args.model, ir=args.ir)
     if args.print_params:
         print(format_report(*prunable_params(model.program)))
         return 0
@@ -55,7 +55,7 @@ def main(argv=None):
     pruned, _, _ = pruner.prune(model.program, model.scope, params, ratios)
     pruner.plan.meta["source_model"] = os.path.abspath(model.model_file)
     with staged(out) as stage:  # model and plan appear together, or the old folder stays
-        inference_model.save(model, pruned, os.path.join(stage, "model"), lookup=pruner.lookup)
+        exported.save(model, pruned, os.path.join(stage, "model"), lookup=pruner.lookup)
         readback.check(os.path.join(stage, "model"), model.scope)
         pruner.plan.save(os.path.join(stage, "plan.json"))
     after = _cost(pruned, model.scope)

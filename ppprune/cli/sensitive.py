@@ -68,7 +68,7 @@ def main(argv=None):
     from ..config import load_config
     from ..engine import distributed
 
-    from .eval import load_model
+    from .driver import load_model
 
     cfg = load_config(args.config, args.opt)
     ranks = distributed.ranks()

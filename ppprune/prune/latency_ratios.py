@@ -20,7 +20,7 @@ from ..core.plan import build as build_plan
 from ..core.request import check_names
 from ..core.selectors import get_selector
 from ..core.tensors import scope_reader
-from ..latency_model import build_model, conv_blocks
+from ..deploy.latency_model import build_model, conv_blocks
 from .ratios import _clusters, round_ratio
 
 

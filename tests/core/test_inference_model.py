@@ -7,7 +7,8 @@ import paddle
 import pytest
 
 from tests.helpers import nets, oracle
-from ppprune import deploy, inference_model
+from ppprune import deploy
+from ppprune.deploy import exported as inference_model
 from ppprune.cli import prune_inference
 from ppprune.core.errors import PruneError
 from ppprune.prune import Pruner

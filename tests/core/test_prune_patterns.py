@@ -180,7 +180,7 @@ def test_layer_norm_over_channels_dygraph(dygraph, tmp_path):
     prefix = str(tmp_path / "model")
     paddle.jit.save(model, prefix, input_spec=[InputSpec([None, 3, 16, 16], "float32")])
     predictor = deploy.create_predictor(prefix)
-    np.testing.assert_allclose(deploy.run(predictor, {predictor.get_input_names()[0]: x.numpy()})[0], got, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(deploy.run(predictor, {predictor.input_names[0]: x.numpy()})[0], got, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("ir", IRS)
@@ -256,7 +256,7 @@ def test_dygraph_layers(dygraph, ctor, skipped, size, tmp_path):
     prefix = str(tmp_path / "model")
     paddle.jit.save(model, prefix, input_spec=[InputSpec([None] + shape[1:], "float32")])
     predictor = deploy.create_predictor(prefix)
-    np.testing.assert_allclose(deploy.run(predictor, {predictor.get_input_names()[0]: x.numpy()})[0], got, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(deploy.run(predictor, {predictor.input_names[0]: x.numpy()})[0], got, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("ir", IRS)

@@ -10,7 +10,7 @@ import pytest
 from ppprune import deploy
 from ppprune.core.errors import PruneError
 from ppprune.core.graph import view_of
-from ppprune.latency_model import Settings, build_model, steady_ms
+from ppprune.deploy.latency_model import Settings, build_model, steady_ms
 from ppprune.prune import Pruner
 from ppprune.prune.latency_ratios import LatencySearch, ratios_for_latency
 from tests.helpers import nets, oracle

@@ -55,7 +55,7 @@ def run_inference(model, x, folder):
     prefix = os.path.join(folder, "model")
     paddle.jit.save(model, prefix, input_spec=[InputSpec([None] + SHAPE[1:], "float32")])
     predictor = deploy.create_predictor(prefix)
-    return deploy.run(predictor, {predictor.get_input_names()[0]: x})[0]
+    return deploy.run(predictor, {predictor.input_names[0]: x})[0]
 
 
 MODELS = {

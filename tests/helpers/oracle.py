@@ -171,6 +171,6 @@ def check_inference(exe, program, scope, x, out, feed, expected, folder):
         paddle.static.save_inference_model(prefix, [x], [out], exe, program=program)
     config = deploy.inference_config(prefix)
     assert config.mkldnn_enabled()
-    predictor = paddle.inference.create_predictor(config)
-    (result,) = deploy.run(predictor, {predictor.get_input_names()[0]: feed["image"]})
+    predictor = deploy.PaddleInferencePredictor(config)
+    (result,) = deploy.run(predictor, {predictor.input_names[0]: feed["image"]})
     np.testing.assert_allclose(result, expected, rtol=1e-4, atol=1e-4 * max(1.0, float(np.abs(expected).max())))

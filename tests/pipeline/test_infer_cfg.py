@@ -2,7 +2,7 @@
 import pytest
 import yaml
 
-from ppprune import infer_cfg
+from ppprune.deploy import infer_cfg
 from ppprune.data import build_transforms
 
 CFG = {

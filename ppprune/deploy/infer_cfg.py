@@ -6,7 +6,7 @@ our readers name a transform by its key (`- Resize: {...}`). The two are convert
 """
 import os
 
-from .fsutil import atomic_write
+from ..fsutil import atomic_write
 
 FILE = "infer_cfg.yml"
 

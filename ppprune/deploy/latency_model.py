@@ -16,10 +16,10 @@ import time
 
 import numpy as np
 
-from .core.convs import CONV_TYPES
-from .core.errors import PruneError
-from .core.graph import FORWARD
-from .fsutil import atomic_write
+from ..core.convs import CONV_TYPES
+from ..core.errors import PruneError
+from ..core.graph import FORWARD
+from ..fsutil import atomic_write
 
 # activations the CPU and GPU backends fuse into the conv before them, with the attributes that shape them
 _FUSED_ACTS = {"relu": (), "relu6": (), "leaky_relu": ("alpha",), "swish": (), "silu": (), "hardswish": (),
@@ -142,7 +142,7 @@ def time_block(block, cout, cin, groups, settings):
     """Median ms of one run of `block` alone at these channel counts in the backend, after warm-up."""
     import paddle
 
-    from . import deploy
+    from .. import deploy
 
     main, startup = paddle.static.Program(), paddle.static.Program()
     with paddle.static.program_guard(main, startup):

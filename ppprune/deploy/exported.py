@@ -14,8 +14,8 @@ import os
 import shutil
 import tempfile
 
-from .core.errors import PruneError
-from .deploy import model_files
+from ..core.errors import PruneError
+from .paddle_inference import model_files
 
 
 class InferenceModel:
@@ -124,7 +124,7 @@ def save(model, program, prefix, lookup=None, scope=None):
     targets in a copied program. Files appear under their final names only once all are written."""
     import paddle
 
-    from .core.graph import feed_vars
+    from ..core.graph import feed_vars
 
     lookup = lookup or (lambda v: v)
     folder = os.path.dirname(os.path.abspath(prefix))
