@@ -7,7 +7,7 @@ scores of `group_criterion`, which read every conv and fc weight that loses the 
 """
 import numpy as np
 
-from ..registry import Registry
+from .registry import Registry
 from .errors import PruneError
 
 CRITERIA = Registry("criterion", error=PruneError)
