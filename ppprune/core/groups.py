@@ -51,6 +51,13 @@ class Group:
     def tagged(self, tag):
         return self.tags.get(tag, [])
 
+    def skip_reason(self):
+        """Why an output conv is left alone (its channels reach a network output), or None if it is not one."""
+        if not self.outputs:
+            return None
+        reason = "its channels reach a network output; pruning it would change the output shape"
+        return reason + (f" ({self.output_reason})" if self.output_reason else "")
+
     def partial_nodes(self):
         """Nodes that follow only some master channels (split pieces): the only ones a selection that
         keeps a master channel can empty."""

@@ -15,7 +15,7 @@ from ..core.errors import PruneError
 from ..core.convs import conv_weights
 from ..core.groups import discover, followed_convs
 from ..core.plan import warn_if_zeroing_differs
-from ..core.plan import build as build_plan
+from ..core.planner import build as build_plan
 from ..core.request import check_request
 from ..core.selectors import get_selector
 from ..prune.ratios import ratios_for_flops
