@@ -7,7 +7,7 @@ scores of `group_criterion`, which read every conv and fc weight that loses the 
 """
 import numpy as np
 
-from ..registry import Registry
+from .registry import Registry
 from .errors import PruneError
 
 CRITERIA = Registry("criterion", error=PruneError)
@@ -35,22 +35,19 @@ def _fpgm_rows(rows):
     return np.sqrt(d2).sum(axis=1)
 
 
-_ROW_SCORES = {"l1_norm": _l1_rows, "l2_norm": _l2_rows, "geometry_median": _fpgm_rows}
+def _row_criterion(name, row_score):
+    """Register the criterion `name` scoring each master filter by `row_score` of the rows; the row score
+    stays reachable (`.row_score`) for the group-wide scores of `group_criterion`."""
+    def score(group, read_tensor):
+        return row_score(_rows(read_tensor(group.param), group.axis))
+
+    score.__name__, score.row_score = name, row_score
+    return CRITERIA.register(score, name=name)
 
 
-@CRITERIA.register(name="l1_norm")
-def l1_norm(group, read_tensor):
-    return _l1_rows(_rows(read_tensor(group.param), group.axis))
-
-
-@CRITERIA.register(name="l2_norm")
-def l2_norm(group, read_tensor):
-    return _l2_rows(_rows(read_tensor(group.param), group.axis))
-
-
-@CRITERIA.register(name="geometry_median")
-def geometry_median(group, read_tensor):
-    return _fpgm_rows(_rows(read_tensor(group.param), group.axis))
+l1_norm = _row_criterion("l1_norm", _l1_rows)
+l2_norm = _row_criterion("l2_norm", _l2_rows)
+geometry_median = _row_criterion("geometry_median", _fpgm_rows)
 
 
 @CRITERIA.register(name="bn_scale")
@@ -80,10 +77,11 @@ def group_criterion(name, reduction):
     if reduction not in GROUP_REDUCTIONS:
         raise PruneError(f"group_reduction={reduction!r}: give one of {', '.join(GROUP_REDUCTIONS)} (or None to "
                          "score the master weight alone)")
-    if name not in _ROW_SCORES:
-        raise PruneError(f"group_reduction works with {', '.join(_ROW_SCORES)}; criterion {name!r} scores one "
+    rows = [n for n in CRITERIA.names() if hasattr(CRITERIA.get(n), "row_score")]
+    if name not in rows:
+        raise PruneError(f"group_reduction works with {', '.join(rows)}; criterion {name!r} scores one "
                          "tensor. Drop group_reduction or choose one of those.")
-    row_score = _ROW_SCORES[name]
+    row_score = CRITERIA.get(name).row_score
 
     def score(group, read_tensor):
         per_weight = []

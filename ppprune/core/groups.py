@@ -1,10 +1,9 @@
 """Groups: a master conv weight and every (tensor, axis) whose channels are tied to its output channels.
 
 `discover` walks the graph once from the master with all of its channels, calling the channel rules of
-every forward op it meets. Each reached (tensor, axis) keeps a `ChannelMap` correspondence to the master, so
+every forward op it meets (`_traverse`; what a rule may call is `walk.Walk`). Each reached (tensor, axis) keeps a `ChannelMap` correspondence to the master, so
 pruning any subset of master channels is a filter (`Group.removal`), not another walk.
 """
-from collections import deque
 from typing import NamedTuple
 
 import numpy as np
@@ -15,6 +14,7 @@ from .disjoint import DisjointSets
 from .errors import CannotFollow, PruneError
 from .graph import FORWARD
 from .rules import RULES
+from .walk import Refused, Walk
 
 
 class Edit(NamedTuple):
@@ -50,6 +50,13 @@ class Group:
     # -- what the walk found ----------------------------------------------------------------------
     def tagged(self, tag):
         return self.tags.get(tag, [])
+
+    def skip_reason(self):
+        """Why an output conv is left alone (its channels reach a network output), or None if it is not one."""
+        if not self.outputs:
+            return None
+        reason = "its channels reach a network output; pruning it would change the output shape"
+        return reason + (f" ({self.output_reason})" if self.output_reason else "")
 
     def partial_nodes(self):
         """Nodes that follow only some master channels (split pieces): the only ones a selection that
@@ -100,172 +107,54 @@ class Group:
         return edits
 
 
-class _OutputBound(Exception):
-    """A rule cannot follow the channels, but only network outputs lie beyond that op."""
-
-
-class _Walk:
-    """The API channel rules talk to (see rules.py)."""
-
-    def __init__(self, view, group):
-        self.view, self.group = view, group
-        self.queue = deque()
-        self.current = None
-
-    def shape(self, key):
-        return self.view.shape(key)
-
-    @property
-    def from_layer(self):
-        """True for a traced dygraph Layer: its code recomputes sizes from shapes rather than reading the
-        program's constants."""
-        return self.view.from_layer
-
-    def flow(self, key, axis, ch, tag=None):
-        self._reach(key, axis, ch, "flow", tag)
-
-    def side(self, key, axis, ch, tag=None):
-        self._reach(key, axis, ch, "side", tag)
-
-    def tie_blocks(self, ch, block):
-        """Master channels reaching one block of `block` local indices go together (whole groups of a
-        grouped conv, pixel-shuffle blocks)."""
-        if block > 1:
-            for b in np.unique(ch.local // block):
-                self.group.bind(ch.master[ch.local // block == b])
-
-    def tie(self, ch):
-        """Master channels that reach the same local index go together (shuffled groups, chunks)."""
-        order = np.argsort(ch.local, kind="stable")
-        local, master = ch.local[order], ch.master[order]
-        starts = np.flatnonzero(np.r_[True, local[1:] != local[:-1]])
-        for lo, hi in zip(starts, np.r_[starts[1:], len(local)]):
-            if hi - lo > 1:
-                self.group.bind(master[lo:hi])
-
-    def used(self, key):
-        """Whether a tensor the network computes or returns is built from size value `key` (a shape
-        vector or a scalar): sizes that only feed size arithmetic nothing reads (a shape query's unused
-        slice) carry no channels. A value of rank > 1 made from it counts as used."""
-        view, seen, todo = self.view, set(), [key]
-        while todo:
-            k = todo.pop()
-            if k in seen:
+def _traverse(walk):
+    """Visit every forward op next to what the walk has reached, calling its channel rule, until nothing
+    new is reached. A refusal with only network outputs beyond its op makes the master an output conv."""
+    view, group, rule_of = walk.view, walk.group, RULES.table.get
+    while walk.queue:
+        key, axis, ch, origin = walk.queue.popleft()
+        for op in view.neighbours(key):
+            if op.kind != FORWARD or op is origin:
                 continue
-            seen.add(k)
-            shape = view.shape(k)
-            if view.is_fetched(k) or shape is None or len(shape) > 1:
-                return True
-            for op in view.consumers.get(k, []):
-                if op.kind != FORWARD:
-                    continue
-                outs = [o for ks in op.outputs.values() for o in ks]
-                if not outs:
-                    return True
-                todo.extend(outs)
-        return False
+            fn = rule_of(op.type)
+            if fn is None:
+                raise CannotFollow(group.param, op, "ppprune has no channel rule for this op type")
+            walk.current = op
+            try:
+                fn(walk, op, key, axis, ch)
+            except Refused as r:
+                if r.anywhere or not _only_outputs_after(walk, r.op):
+                    raise CannotFollow(group.param, r.op, r.why) from None
+                outs = [k for ks in op.outputs.values() for k in ks]
+                group.outputs.append(outs[0] if outs else key)
+                group.output_reason = f"at '{r.op.type}' (op #{r.op.index}) {r.why}, on the way to a network output"
 
-    def users(self, key):
-        return [op for op in self.view.consumers.get(key, []) if op.kind == FORWARD]
 
-    def shrink_attr(self, op, name, units, per=1):
-        self._edit(self.group.attr_edits, (op, name), units, per)
-
-    def shrink_const(self, op, slot, pos, units, per=1):
-        self._edit(self.group.const_edits, (op, slot, pos), units, per)
-
-    @staticmethod
-    def _edit(table, where, units, per):
-        old = table.get(where)
-        table[where] = (units if old is None else old[0].union(units), per)
-
-    def renormalizes(self, op):
-        """`op` computes statistics over the group's channels (a layer norm over C): the pruned model is
-        the smaller network, but zeroing the channels (lazy mode, sensitivity trials) is not the same."""
-        where = f"'{op.type}' (op #{op.index})"
-        if where not in self.group.renormalized:
-            self.group.renormalized.append(where)
-
-    def cannot(self, op, why, anywhere=False):
-        """Refuse; unless `anywhere`, a refusal with only network outputs beyond `op` makes the master an
-        output conv instead (left alone, with the reason)."""
-        if not anywhere and op.type in RULES and self._only_outputs_after(op):
-            raise _OutputBound(f"at '{op.type}' (op #{op.index}) {why}, on the way to a network output")
-        raise CannotFollow(self.group.param, op, why)
-
-    def _only_outputs_after(self, op):
-        """True if everything computed from `op`'s results is network output, through at most one weighted
-        layer: channels the rule cannot follow there only shape an output (a detection head's
-        [N, 68, H, W] -> [N, 4, 17, H*W], its softmax over the bins and the fixed projection that
-        integrates them), and a conv whose channels reach an output is left alone anyway. A second
-        weighted layer means the network goes on: a real refusal."""
-        view, seen, reached = self.view, set(), False
-        todo = [(k, False) for ks in op.outputs.values() for k in ks]
-        while todo:
-            k, weighted = todo.pop()
-            if (k, weighted) in seen:
-                continue
-            seen.add((k, weighted))
-            users = self.users(k)
-            if view.is_fetched(k) or not users:
-                reached = True
-            for user in users:
-                if user.type == "condition":  # it decides a branch or a loop: the network goes on
-                    return False
-                layer = user.type in CONV_TYPES or (user.type in ("matmul", "mul") and any(
-                    view.persistable_name(w) for w in user.ins("y")))
-                if layer and weighted:
-                    return False
-                todo.extend((o, weighted or layer) for ks in user.outputs.values() for o in ks)
-        return reached
-
-    def _reach(self, key, axis, ch, kind, tag):
-        if not len(ch):
-            return
-        g, node = self.group, (key, axis)
-        old = g.nodes.get(node)
-        if old is None:
-            new = ch
-            g.nodes[node] = ch
-        elif len(ch) == len(old) and np.array_equal(ch.local, old.local) and np.array_equal(ch.master, old.master):
-            return  # reached again with the same channels (legacy in-place outputs, diamonds): nothing new
-        else:
-            new = ch.minus(old)
-            if not len(new):
-                return
-            if np.isin(new.local, old.local).any():
-                g.aliased = True  # one index now follows several masters (halves of a split added together)
-            g.nodes[node] = old.union(new)
-        if tag is not None and node not in g.tags.get(tag, []):
-            g.tags.setdefault(tag, []).append(node)
-        if kind == "flow" and self._is_output(key) and key not in g.outputs:
-            g.outputs.append(key)
-        self.queue.append((key, axis, new, self.current))
-
-    def _is_output(self, key):
-        view = self.view
-        if view.persistable_name(key) is not None:
-            return False
-        if view.is_fetched(key):
-            return True
-        return not any(op.kind == FORWARD for op in view.consumers.get(key, []))
-
-    def run(self):
-        while self.queue:
-            key, axis, ch, origin = self.queue.popleft()
-            for op in self.view.neighbours(key):
-                if op.kind != FORWARD or op is origin:
-                    continue
-                fn = RULES.get(op.type)
-                if fn is None:
-                    self.cannot(op, "ppprune has no channel rule for this op type")
-                self.current = op
-                try:
-                    fn(self, op, key, axis, ch)
-                except _OutputBound as e:
-                    outs = [k for ks in op.outputs.values() for k in ks]
-                    self.group.outputs.append(outs[0] if outs else key)
-                    self.group.output_reason = str(e)
+def _only_outputs_after(walk, op):
+    """True if everything computed from `op`'s results is network output, through at most one weighted
+    layer: channels the rule cannot follow there only shape an output (a detection head's
+    [N, 68, H, W] -> [N, 4, 17, H*W], its softmax over the bins and the fixed projection that
+    integrates them), and a conv whose channels reach an output is left alone anyway. A second
+    weighted layer means the network goes on: a real refusal."""
+    view, seen, reached = walk.view, set(), False
+    todo = [(k, False) for ks in op.outputs.values() for k in ks]
+    while todo:
+        k, weighted = todo.pop()
+        if (k, weighted) in seen:
+            continue
+        seen.add((k, weighted))
+        users = walk.users(k)
+        if view.is_fetched(k) or not users:
+            reached = True
+        for user in users:
+            if user.type == "condition":  # it decides a branch or a loop: the network goes on
+                return False
+            layer = user.type in CONV_TYPES or (user.type in ("matmul", "mul") and any(
+                view.persistable_name(w) for w in user.ins("y")))
+            if layer and weighted:
+                return False
+            todo.extend((o, weighted or layer) for ks in user.outputs.values() for o in ks)
+    return reached
 
 
 def master_axis(view, param):
@@ -286,9 +175,9 @@ def discover(view, param):
     key, axis = master_axis(view, param)
     size = view.shape(key)[axis]
     group = Group(param, key, axis, size)
-    walk = _Walk(view, group)
+    walk = Walk(view, group)
     walk.side(key, axis, ChannelMap.identity(size))
-    walk.run()
+    _traverse(walk)
     if group.aliased:
         _tie_aliases(group)
     group.names = {k: view.persistable_name(k) for k, _ in group.nodes}

@@ -1,30 +1,21 @@
 """Channel rules: how pruned channels flow through each op type. One small function per op type.
 
 A rule is called as `rule(walk, op, key, axis, ch)` when channels `ch` of `key` (one of the op's inputs or
-outputs) along `axis` are pruned. It tells the walk which other tensors of the op lose channels
-(`walk.flow` for data the walk keeps following, `walk.side` for weights and statistics), which channels
-must go together (`walk.tie_blocks` for blocks of local indices, `walk.tie` for channels reaching one index), which
-attributes or shape constants shrink (`walk.shrink_attr`, `walk.shrink_const`), and whether the op takes
-statistics over the channels (`walk.renormalizes`: pruning stays exact, zeroing no longer equals it). A
-rule that cannot follow the channels calls `walk.cannot(op, why)`; where only network outputs lie beyond
-the op, that makes the master an output conv (skipped with the reason) unless `anywhere=True`.
+outputs) along `axis` are pruned; it answers through `walk`, whose whole interface is `core/walk.py`
+(flow, side, tie, tie_blocks, shrink_attr, shrink_const, renormalizes, cannot, ...). Where only network
+outputs lie beyond an op that refuses, the master becomes an output conv (skipped with the reason)
+unless `anywhere=True`.
 
-Supporting a new op is one function here, registered with `@rule("op_type", ...)` (canonical PIR type).
+Supporting a new op is one function here, registered with `@RULES.under("op_type", ...)` (canonical PIR
+type), plus its test in tests/core/test_rules.py (see docs/architecture.md, "How to add").
 """
 import numpy as np
 
-RULES = {}
+from . import reshape_geometry as geometry
+from .errors import PruneError
+from .registry import Registry
 
-
-def rule(*types):
-    def add(fn):
-        for t in types:
-            if t in RULES:
-                raise KeyError(f"a channel rule for '{t}' is already registered ({RULES[t].__name__})")
-            RULES[t] = fn
-        return fn
-
-    return add
+RULES = Registry("channel rule", error=PruneError)
 
 
 def _channel_axis(op, rank):
@@ -32,10 +23,11 @@ def _channel_axis(op, rank):
     return rank - 1 if fmt in ("NHWC", "NDHWC", "NLC") else 1
 
 
-def _share(walk, op, key, axis, ch, members):
-    """All `members` ((key, axis, kind, tag)) index the same channels: entering one prunes the others."""
+def _share(walk, op, key, axis, ch, members, why=None):
+    """All `members` ((key, axis, kind, tag)) index the same channels: entering one prunes the others.
+    Entering on anything else is refused (`why`: the reason to give)."""
     if not any(k == key and a == axis for k, a, _, _ in members):
-        walk.cannot(op, f"channels enter on axis {axis} of an input the rule does not couple")
+        walk.cannot(op, why or f"channels enter on axis {axis} of an input the rule does not couple")
     for k, a, kind, tag in members:
         if k == key and a == axis:
             continue
@@ -45,7 +37,7 @@ def _share(walk, op, key, axis, ch, members):
 # -- convolutions -------------------------------------------------------------------------------
 
 
-@rule("conv2d", "depthwise_conv2d")
+@RULES.under("conv2d", "depthwise_conv2d")
 def conv2d(walk, op, key, axis, ch):
     x, f, out = op.ins("input")[0], op.ins("filter")[0], op.outs("out")[0]
     cout, cin_g = walk.shape(f)[:2]
@@ -72,7 +64,7 @@ def conv2d(walk, op, key, axis, ch):
     walk.shrink_attr(op, "groups", group_ch)
 
 
-@rule("conv2d_transpose")
+@RULES.under("conv2d_transpose")
 def conv2d_transpose(walk, op, key, axis, ch):
     x, f, out = op.ins("x")[0] if op.ins("x") else op.ins("input")[0], op.ins("filter")[0], op.outs("out")[0]
     if (op.attr("groups") or 1) != 1:
@@ -90,7 +82,7 @@ _BN_SIDE = ("mean", "variance", "scale", "bias")
 _BN_SIDE_OUT = ("mean_out", "variance_out", "saved_mean", "saved_variance")
 
 
-@rule("batch_norm", "sync_batch_norm")
+@RULES.under("batch_norm", "sync_batch_norm")
 def batch_norm(walk, op, key, axis, ch):
     x, out = op.ins("x")[0], op.outs("out")[0]
     cax = _channel_axis(op, len(walk.shape(x)))
@@ -102,7 +94,7 @@ def batch_norm(walk, op, key, axis, ch):
     _share(walk, op, key, axis, ch, members)
 
 
-@rule("instance_norm")
+@RULES.under("instance_norm")
 def instance_norm(walk, op, key, axis, ch):
     x, y = op.ins("x")[0], op.outs("y")[0]
     members = [(x, 1, "flow", None), (y, 1, "flow", None)]
@@ -110,19 +102,15 @@ def instance_norm(walk, op, key, axis, ch):
     _share(walk, op, key, axis, ch, members)
 
 
-@rule("group_norm")
+@RULES.under("group_norm")
 def group_norm(walk, op, key, axis, ch):
     x, y = op.ins("x")[0], op.outs("y")[0]
     cax = _channel_axis(op, len(walk.shape(x)))
-    groups = op.attr("groups")
-    per_group = walk.shape(x)[cax] // groups
-    members = [(x, cax, "flow"), (y, cax, "flow")] + [(k, 0, "side") for s in ("scale", "bias") for k in op.ins(s)]
-    if not any(k == key and a == axis for k, a, _ in members):
-        walk.cannot(op, f"group_norm statistics cannot be pruned directly (axis {axis})")
+    per_group = walk.shape(x)[cax] // op.attr("groups")
+    members = [(x, cax, "flow", None), (y, cax, "flow", None)]
+    members += [(k, 0, "side", None) for s in ("scale", "bias") for k in op.ins(s)]
+    _share(walk, op, key, axis, ch, members, why=f"group_norm statistics cannot be pruned directly (axis {axis})")
     walk.tie_blocks(ch, per_group)
-    for k, a, kind in members:
-        if (k, a) != (key, axis):
-            (walk.flow if kind == "flow" else walk.side)(k, a, ch, None)
     group_ch = ch.blocks(per_group)
     for slot in ("mean", "variance"):
         for k in op.outs(slot):
@@ -147,7 +135,7 @@ _UNARY = (
 )
 
 
-@rule(*_UNARY)
+@RULES.under(*_UNARY)
 def unary(walk, op, key, axis, ch):
     """One data input; every output of the same rank keeps the same channels on the same axis."""
     x = next(ks[0] for s, ks in op.inputs.items() if ks and s in ("x", "input"))
@@ -163,7 +151,7 @@ def unary(walk, op, key, axis, ch):
     _share(walk, op, key, axis, ch, members)
 
 
-@rule("prelu")
+@RULES.under("prelu")
 def prelu(walk, op, key, axis, ch):
     x, alpha, out = op.ins("x")[0], op.ins("alpha")[0], op.outs("out")[0]
     mode = op.attr("mode")
@@ -178,7 +166,7 @@ def prelu(walk, op, key, axis, ch):
     _share(walk, op, key, axis, ch, members)
 
 
-@rule("softmax", "log_softmax")
+@RULES.under("softmax", "log_softmax")
 def softmax(walk, op, key, axis, ch):
     x, out = op.ins("x")[0], op.outs("out")[0]
     if axis == op.attr("axis") % len(walk.shape(x)):
@@ -189,7 +177,7 @@ def softmax(walk, op, key, axis, ch):
 # -- broadcasting binary ops (residual adds, SE blocks, biases) ---------------------------------
 
 
-@rule("add", "subtract", "multiply", "divide", "maximum", "minimum", "elementwise_pow")
+@RULES.under("add", "subtract", "multiply", "divide", "maximum", "minimum", "elementwise_pow")
 def elementwise(walk, op, key, axis, ch):
     x, y, out = op.ins("x")[0], op.ins("y")[0], op.outs("out")[0]
     rank = len(walk.shape(out))
@@ -214,7 +202,7 @@ def elementwise(walk, op, key, axis, ch):
     _share(walk, op, key, axis, ch, members)
 
 
-@rule("add_n", "sum_op")
+@RULES.under("add_n", "sum_op")
 def add_n(walk, op, key, axis, ch):
     members = [(k, axis, "flow", None) for k in op.ins("inputs") + op.ins("x")] + [(op.outs("out")[0], axis, "flow", None)]
     _share(walk, op, key, axis, ch, members)
@@ -223,7 +211,7 @@ def add_n(walk, op, key, axis, ch):
 # -- control flow: values that cross a block boundary ------------------------------------------
 
 
-@rule("if", "while", "select_input")
+@RULES.under("if", "while", "select_input")
 def block_boundary(walk, op, key, axis, ch):
     """What a branch yields is the if's result; a loop-carried value is one tensor before, inside and
     after the loop. All of them keep one shape, so they lose the same channels."""
@@ -237,7 +225,7 @@ def block_boundary(walk, op, key, axis, ch):
     _share(walk, op, key, axis, ch, [(k, axis, "flow", None) for k in keys])
 
 
-@rule("condition")
+@RULES.under("condition")
 def condition(walk, op, key, axis, ch):
     """The predicate of an if or a while (the view's stand-in op): pruning would change the decision."""
     walk.cannot(op, "its value decides which branch runs or whether the loop goes on", anywhere=True)
@@ -246,7 +234,7 @@ def condition(walk, op, key, axis, ch):
 # -- concat and split: offsets along the joined axis ----------------------------------------------
 
 
-@rule("concat")
+@RULES.under("concat")
 def concat(walk, op, key, axis, ch):
     xs, out = op.ins("x"), op.outs("out")[0]
     cat_axis = op.attr("axis") % len(walk.shape(out))
@@ -262,7 +250,7 @@ def concat(walk, op, key, axis, ch):
             walk.flow(out, axis, ch.shift(offsets[i]), None)
 
 
-@rule("split", "split_with_num")
+@RULES.under("split", "split_with_num")
 def split(walk, op, key, axis, ch):
     x, outs = op.ins("x")[0], op.outs("out")
     split_axis = op.attr("axis") % len(walk.shape(x))
@@ -298,66 +286,12 @@ def split(walk, op, key, axis, ch):
 # -- ops that move the channel axis -------------------------------------------------------------
 
 
-@rule("transpose")
+@RULES.under("transpose")
 def transpose(walk, op, key, axis, ch):
     x, out = op.ins("x")[0], op.outs("out")[0]
     perm = list(op.attr("perm"))
     other = (out, perm.index(axis)) if key == x else (x, perm[axis])
     walk.flow(other[0], other[1], ch, None)
-
-
-# Stands in for an unknown (-1) dim when comparing products of shapes: a large prime that no real
-# product of dims matches by accident, so a batch dim only ever matches a batch dim.
-_UNKNOWN = 1_000_003
-
-
-def _known(shape):
-    return [_UNKNOWN if d < 0 else d for d in shape]
-
-
-def _regroup(in_shape, out_shape, axis):
-    """Where axis `axis` of a tensor lands after a reshape: (out_axis, k) where input channel c becomes
-    output entries c*k .. c*k+k-1, or None when the reshape mixes that axis with others."""
-    ins, outs = _known(in_shape), _known(out_shape)
-    pre, size, post = int(np.prod(ins[:axis])), ins[axis], int(np.prod(ins[axis + 1:]))
-    acc = 1
-    for b, d in enumerate(outs):
-        if acc == pre and d % size == 0 and post % (d // size) == 0 and int(np.prod(outs[b + 1:])) == post // (d // size):
-            return b, d // size
-        if acc > pre:
-            return None
-        acc *= d  # unit dims keep acc == pre: the channel axis may still come ([1,C,1,1] -> [1,C])
-    return None
-
-
-def _split_axis(in_shape, out_shape, axis):
-    """(b, g, m) if a reshape splits axis `axis` into out axes b, b+1 of sizes g, m (a channel shuffle's
-    [N, C, H, W] -> [N, g, C/g, H, W]): channel c becomes (c // m, c % m). Else None."""
-    ins, outs = _known(in_shape), _known(out_shape)
-    pre, size, post = int(np.prod(ins[:axis])), ins[axis], int(np.prod(ins[axis + 1:]))
-    for b in range(len(outs) - 1):
-        g, m = outs[b], outs[b + 1]
-        if g > 1 and m > 1 and g * m == size and int(np.prod(outs[:b])) == pre and int(np.prod(outs[b + 2:])) == post:
-            return b, g, m
-    return None
-
-
-def _split_source(in_shape, out_shape, out_axis):
-    """(in_axis, (b, g, m)) if out axis `out_axis` is the inner part m of a split input axis."""
-    for a in range(len(in_shape)):
-        split = _split_axis(in_shape, out_shape, a)
-        if split is not None and split[0] + 1 == out_axis:
-            return a, split
-    return None
-
-
-def _merged_into(in_shape, out_shape, out_axis):
-    """(in_axis, k) if out axis `out_axis` merges in axis `in_axis` with k trailing entries per channel."""
-    for a in range(len(in_shape)):
-        where = _regroup(in_shape, out_shape, a)
-        if where is not None and where[0] == out_axis and where[1] > 1 and _known(in_shape)[a] > 1:
-            return a, where[1]
-    return None
 
 
 def _shape_const(walk, op, out_axis, units, per=1):
@@ -390,13 +324,13 @@ def _shuffle_split(walk, x, x_axis, out, b, g, m, ch):
     return inner
 
 
-@rule("reshape", "flatten", "squeeze", "unsqueeze")
+@RULES.under("reshape", "flatten", "squeeze", "unsqueeze")
 def reshape(walk, op, key, axis, ch):
     x, out = op.ins("x")[0], op.outs("out")[0]
     xs, os_ = walk.shape(x), walk.shape(out)
     if key == x:
-        where = _regroup(xs, os_, axis)
-        split = None if where is not None else _split_axis(xs, os_, axis)
+        where = geometry.regroup(xs, os_, axis)
+        split = None if where is not None else geometry.split_axis(xs, os_, axis)
         if where is not None:
             out_axis, k = where
             walk.flow(out, out_axis, ch.expand(k), None)
@@ -407,15 +341,15 @@ def reshape(walk, op, key, axis, ch):
         else:
             walk.cannot(op, f"it folds pruned axis {axis} of {xs} into other axes of {os_}")
     else:
-        where = _regroup(os_, xs, axis)
+        where = geometry.regroup(os_, xs, axis)
         if where is not None and where[1] == 1:
             walk.flow(x, where[0], ch, None)
             _shape_const(walk, op, axis, ch)
-        elif _merged_into(xs, os_, axis) is not None:  # undoing a split: whole blocks of the merged axis
-            a, k = _merged_into(xs, os_, axis)
+        elif geometry.merged_into(xs, os_, axis) is not None:  # undoing a split: whole blocks of the merged axis
+            a, k = geometry.merged_into(xs, os_, axis)
             _shape_const(walk, op, axis, _blocks_pair(walk, x, a, out, axis, k, key, ch), per=k)
-        elif _split_source(xs, os_, axis) is not None:  # positions inside the groups of a split axis
-            a, (b, g, m) = _split_source(xs, os_, axis)
+        elif geometry.split_source(xs, os_, axis) is not None:  # positions inside the groups of a split axis
+            a, (b, g, m) = geometry.split_source(xs, os_, axis)
             _shape_const(walk, op, axis, _shuffle_split(walk, x, a, out, b, g, m, ch))
         else:
             walk.cannot(op, f"channels would have to be regrouped from {os_} back to {xs}")
@@ -424,7 +358,7 @@ def reshape(walk, op, key, axis, ch):
             walk.side(k, axis + 1, ch, None)
 
 
-@rule("mean", "sum", "max", "min", "prod")
+@RULES.under("mean", "sum", "max", "min", "prod")
 def reduce(walk, op, key, axis, ch):
     x, out = op.ins("x")[0], op.outs("out")[0]
     rank = len(walk.shape(x))
@@ -440,7 +374,7 @@ def reduce(walk, op, key, axis, ch):
         walk.flow(x, axis if keep else kept[axis], ch, None)
 
 
-@rule("pixel_shuffle", "pixel_unshuffle")
+@RULES.under("pixel_shuffle", "pixel_unshuffle")
 def pixel_shuffle(walk, op, key, axis, ch):
     """pixel_shuffle: channel c of out is channels c*r*r .. c*r*r+r*r-1 of x (unshuffle: the reverse)."""
     x, out = op.ins("x")[0], op.outs("out")[0]
@@ -454,7 +388,7 @@ def pixel_shuffle(walk, op, key, axis, ch):
         _blocks_pair(walk, x, cax, out, cax, r * r, key, ch)
 
 
-@rule("layer_norm")
+@RULES.under("layer_norm")
 def layer_norm(walk, op, key, axis, ch):
     x = op.ins("x")[0]
     y = (op.outs("out") or op.outs("y"))[0]
@@ -477,7 +411,7 @@ def layer_norm(walk, op, key, axis, ch):
     _share(walk, op, key, axis, ch, members)
 
 
-@rule("shape", "shape64")
+@RULES.under("shape", "shape64")
 def shape(walk, op, key, axis, ch):
     """A shape query reads sizes, not channel data. Only a use of the channel count itself could see the
     pruning (the run-time value follows the pruned tensor, but what is built from it is not followed)."""
@@ -505,7 +439,7 @@ def _slice_reads(op, index, length):
 # -- fully connected heads ----------------------------------------------------------------------
 
 
-@rule("matmul")
+@RULES.under("matmul")
 def matmul(walk, op, key, axis, ch):
     x, y, out = op.ins("x")[0], op.ins("y")[0], op.outs("out")[0]
     xr, yr, orank = len(walk.shape(x)), len(walk.shape(y)), len(walk.shape(out))
@@ -525,7 +459,7 @@ def matmul(walk, op, key, axis, ch):
         walk.cannot(op, f"axis {axis} mixes rows of a matmul")
 
 
-@rule("mul")
+@RULES.under("mul")
 def mul(walk, op, key, axis, ch):
     """Legacy fc: x is flattened to 2-D at x_num_col_dims before multiplying."""
     x, y = op.ins("x")[0], op.ins("y")[0]

@@ -6,7 +6,7 @@ are broken by the lower channel index so results never depend on sort stability.
 """
 import numpy as np
 
-from ..registry import Registry
+from .registry import Registry
 from .errors import PruneError
 
 SELECTORS = Registry("idx_selector", error=PruneError)

@@ -15,7 +15,7 @@ from ..core.errors import PruneError
 from ..core.convs import conv_weights
 from ..core.groups import discover, followed_convs
 from ..core.plan import warn_if_zeroing_differs
-from ..core.plan import build as build_plan
+from ..core.planner import build as build_plan
 from ..core.request import check_request
 from ..core.selectors import get_selector
 from ..prune.ratios import ratios_for_flops
@@ -58,14 +58,16 @@ class FilterPruner:
     """Prune conv filters of a dygraph `model` traced with `inputs` (an input shape such as
     [1, 3, 224, 224], a list of shapes, or example tensors). `opt`, an optimizer built on the model, has
     its state pruned along with the parameters. `sen_file` holds sensitivities (loaded if it exists).
-    `group_reduction` ('sum', 'mean', 'max') scores channels from every weight of their group. Subclasses
-    set `criterion_name`."""
+    `criterion` ('l1_norm', 'l2_norm', 'geometry_median', 'bn_scale', or a function `fn(group, read_tensor)`)
+    scores the channels; the default is the class's `criterion_name` (the L1/L2/FPGM pruners set it).
+    `group_reduction` ('sum', 'mean', 'max') scores channels from every weight of their group."""
 
-    criterion_name = None
+    criterion_name = "l1_norm"
 
-    def __init__(self, model, inputs, sen_file=None, opt=None, idx_selector="default_idx_selector", group_reduction=None):
+    def __init__(self, model, inputs, sen_file=None, opt=None, idx_selector="default_idx_selector", group_reduction=None,
+                 criterion=None):
         self.model, self.inputs, self.opt, self.sen_file = model, inputs, opt, sen_file
-        self._scorer = get_criterion(self.criterion_name, group_reduction)
+        self._scorer = get_criterion(self.criterion_name if criterion is None else criterion, group_reduction)
         self._idx_selector = idx_selector  # a name or a function, as given
         self._selector = get_selector(idx_selector)
         self._base = self._traced()

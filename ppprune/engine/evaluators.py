@@ -5,9 +5,7 @@
 import numpy as np
 
 from ..config.loader import ConfigError
-from ..registry import Registry
-
-EVALUATORS = Registry("metric", error=ConfigError)  # the config's `metric:` names one
+from ..registry import EVALUATORS
 
 
 @EVALUATORS.register(name="VOC")

@@ -2,7 +2,7 @@
 from ..core.criteria import get_criterion
 from ..core.errors import PruneError
 from ..core.graph import clone, view_of
-from ..core.plan import build as build_plan
+from ..core.planner import build as build_plan
 from ..core.plan import warn_if_zeroing_differs
 from ..core.program_edit import apply_program, prune_startup
 from ..core.request import check_names, check_request

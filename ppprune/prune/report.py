@@ -4,7 +4,7 @@ from ..core.convs import conv_weights
 from ..core.errors import CannotFollow, PruneError
 from ..core.graph import view_of
 from ..core.groups import discover
-from ..core.plan import Listing, unit_group
+from ..core.planner import Listing, one_group, unit_group
 
 
 def prunable_params(program):
@@ -25,8 +25,7 @@ def prunable_params(program):
             blocked.append({"name": name, "shape": shape, "reason": str(e)})
             continue
         if group.outputs:
-            reason = "its channels reach a network output" + (f" ({group.output_reason})" if group.output_reason else "")
-            blocked.append({"name": name, "shape": shape, "reason": reason})
+            blocked.append({"name": name, "shape": shape, "reason": group.skip_reason()})
             continue
         coupled, others = _couplings(group, {(name, group.axis)})
         prunable.append({"name": name, "shape": shape, "coupled": coupled, "other_tensors": others,
@@ -59,7 +58,7 @@ def _merge_rows(view, rows):
     by_name = {row["name"]: row for row in rows}
     drop = set()
     for members in listing.units():
-        if all(m.group.nodes.keys() == members[0].group.nodes.keys() for m in members):
+        if one_group(members):
             continue  # the same group reached from each conv (residual adds): a row per conv, as before
         names = [m.param for m in members]
         head = by_name[names[0]]

@@ -20,7 +20,7 @@ from tqdm import tqdm
 from ..core.criteria import get_criterion
 from ..core.errors import PruneError
 from ..core.graph import view_of
-from ..core.plan import Listing, choose, unit_group
+from ..core.planner import Listing, choose, one_group, unit_group
 from ..core.removal import scope_changes
 from ..core.request import check_names, check_ratio
 from ..core.scope_write import apply_scope, restore_scope
@@ -115,7 +115,7 @@ def _trials(view, read_tensor, params, ratios, store, criterion, selector):
                       f"trial that zeroes them only approximates pruning them; their sensitivities are estimates")
     trials = []
     for members in listing.units():
-        if all(m.group.nodes.keys() == members[0].group.nodes.keys() for m in members):  # residual adds: one by one
+        if one_group(members):  # residual adds: one by one
             for m in members:
                 scores, atoms = criterion(m.group, read_tensor), m.group.atoms()
                 trials += _unit_trials(view, store, ratios, [m.param], m.group,

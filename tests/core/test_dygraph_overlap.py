@@ -7,7 +7,7 @@ import paddle
 import pytest
 
 from tests.helpers import nets
-from ppprune.core.plan import Listing
+from ppprune.core.planner import Listing
 from ppprune.dygraph import L1NormFilterPruner, dygraph_flops
 from tests.helpers.dygraph import MODELS, SHAPE, assert_attrs_true, assert_same, make, run_inference, snapshot
 

@@ -215,7 +215,7 @@ def test_place_is_honoured():
 
 
 def test_reshape_rules_with_unit_and_unknown_dims():
-    from ppprune.core.rules import _regroup
+    from ppprune.core.reshape_geometry import regroup as _regroup
 
     assert _regroup([1, 8, 1, 1], [1, 8], 1) == (1, 1)       # a fixed batch of 1 after global pooling
     assert _regroup([-1, 8, 4, 4], [-1, 128], 1) == (1, 16)  # flatten before fc: each channel is 16 features
@@ -227,7 +227,7 @@ def test_reshape_rules_with_unit_and_unknown_dims():
 def test_each_coupled_group_is_walked_once(ir, monkeypatch):
     """Naming every conv of a residual stage must not walk the stage's shared group once per conv (that is
     quadratic in depth); the plan is the same in any order."""
-    import ppprune.core.plan as planning
+    import ppprune.core.planner as planning
 
     net, shape = nets.vision_model("resnet18")
     with oracle.ir_guard(ir):

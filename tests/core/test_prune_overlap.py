@@ -50,7 +50,7 @@ def test_the_scores_of_every_member_count():
     """A channel of s that is also a channel of a scores the mean of both convs' filter norms."""
     from ppprune.core.criteria import l1_norm
     from ppprune.core.graph import view_of
-    from ppprune.core.plan import Listing, unit_group
+    from ppprune.core.planner import Listing, unit_group
     from ppprune.core.merged import scores
     from ppprune.core.tensors import scope_reader
 

@@ -5,8 +5,9 @@ Each test enters the op with all channels of one (tensor, axis) and checks what 
 tensors and axes, which channel of each follows which master channel, and the edits and ties it records."""
 from ppprune.core.channel_map import ChannelMap
 from ppprune.core.graph.base import FORWARD, GraphView, OpView
-from ppprune.core.groups import Group, _Walk
+from ppprune.core.groups import Group
 from ppprune.core.rules import RULES
+from ppprune.core.walk import Walk
 
 
 class FakeView(GraphView):
@@ -34,10 +35,10 @@ def enter(view, key, axis):
     """Run the op's rule once for every channel of (key, axis); returns the group it filled."""
     size = view.shape(key)[axis]
     group = Group("master", key, axis, size)
-    walk = _Walk(view, group)
+    walk = Walk(view, group)
     op = view.ops[0]
     walk.current = op
-    RULES[op.type](walk, op, key, axis, ChannelMap.identity(size))
+    RULES.get(op.type)(walk, op, key, axis, ChannelMap.identity(size))
     return group
 
 

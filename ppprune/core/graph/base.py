@@ -56,7 +56,7 @@ class GraphView:
     flattened after their owner), `producers` / `consumers` ({key: [OpView]}), `from_layer`."""
 
     ir = None
-    from_layer = False  # set on the trace of a dygraph Layer (see groups._Walk.from_layer)
+    from_layer = False  # set on the trace of a dygraph Layer (see walk.Walk.from_layer)
 
     # -- program-level operations, before a view exists --------------------------------------------------
     @staticmethod
