@@ -10,7 +10,7 @@ Images are 28x28 gray, zero-padded to 32x32 and repeated to 3 channels; the netw
 convolutional up to a global pool, so the same weights run at 224x224 for FLOPs and latency. Every
 finished step (baseline, sensitivities, each row) is saved under --work and skipped when the command is
 run again, so an interrupted run resumes. Rows at -50% FLOPs are fine-tuned with several seeds (data
-order and augmentation) and report mean and spread. Latency: all exported models timed in interleaved
+order and augmentation) and report the mean and the range (min-max) over seeds. Latency: all exported models timed in interleaved
 rounds (min / median / max of per-round medians), with 1 and 2 threads, the load average recorded.
 """
 import argparse
@@ -26,6 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 import paddle  # noqa: E402
 
 from ppprune import FPGMFilterPruner, L1NormFilterPruner, L2NormFilterPruner, deploy  # noqa: E402
+from ppprune.analysis import plot_recipes  # noqa: E402
 from ppprune.data.fashion_mnist import MEAN, STD, fashion_mnist_available, load_fashion_mnist  # noqa: E402
 from ppprune.dygraph import dygraph_flops  # noqa: E402
 from ppprune.dygraph.pruners import FilterPruner  # noqa: E402
@@ -259,7 +260,7 @@ def measure(args, state):
 
 
 def report(args, state, seconds):
-    """The markdown table (mean and spread over seeds) and a PNG of top-1 against FLOPs."""
+    """The markdown table (mean and min-max over seeds) and a PNG of top-1 against the FLOPs removed."""
     rows = state.data["rows"]
     base = rows["baseline"]
     groups = {}
@@ -286,7 +287,7 @@ def report(args, state, seconds):
         if finetune:
             t1 = np.array([r["top1"] for r in rs])
             t5 = np.array([r["top5"] for r in rs])
-            acc1 = f"{t1.mean():.2%} ({(t1.mean() - base['top1']) * 100:+.2f})" + (f" ±{t1.std() * 100:.2f}" if len(rs) > 1 else "")
+            acc1 = f"{t1.mean():.2%} ({(t1.mean() - base['top1']) * 100:+.2f})" + _spread(t1)
             acc5 = f"{t5.mean():.2%} ({(t5.mean() - base['top5']) * 100:+.2f})"
         else:
             acc1 = f"not fine-tuned ({r0['top1_pruned']:.2%})"
@@ -298,29 +299,26 @@ def report(args, state, seconds):
     with atomic_write(args.report) as f:
         f.write(text)
     print(text)
-    _plot(args, rows)
+    _plot(args, base, groups)
 
 
-def _plot(args, rows):
+def _spread(values):
+    """A few seeds give a range, not a standard deviation: their min-max, in points."""
+    return f", seeds {values.min():.2%}-{values.max():.2%}" if len(values) > 1 else ""
+
+
+def _plot(args, base, groups):
+    """Top-1 against the FLOPs removed: one point per recipe at its mean over seeds, a bar from min to max."""
+    points = [("Baseline", 0.0, [base["top1"] * 100])]
+    for (name, target, finetune), rs in groups.items():
+        if finetune:
+            label = f"{name}{f' -{target:.0%}' if target else ''}"
+            points.append((label, (1 - rs[0]["flops"] / base["flops"]) * 100, [r["top1"] * 100 for r in rs]))
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib is not installed: no plot (pip install matplotlib)")
-        return
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for r in rows.values():
-        if r.get("top1") is not None:
-            ax.scatter(r["flops"] / 1e6, r["top1"] * 100, label=f"{r['name']} s{r['seed']}")
-    ax.set_xlabel("MFLOPs (MACs) at 224x224")
-    ax.set_ylabel("top-1 %")
-    ax.legend(fontsize=6)
-    fig.tight_layout()
-    png = os.path.splitext(args.report)[0] + ".png"
-    fig.savefig(png + ".tmp.png", dpi=120)
-    os.replace(png + ".tmp.png", png)
+        plot_recipes(points, os.path.splitext(args.report)[0] + ".png", "FLOPs removed % (MACs at 224x224)",
+                     "top-1 % (mean; bar: min-max over seeds)")
+    except ImportError as e:
+        print(f"no plot: {e}")
 
 
 def main(argv=None):

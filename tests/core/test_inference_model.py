@@ -11,6 +11,7 @@ from ppprune import deploy
 from ppprune.deploy import exported as inference_model
 from ppprune.cli import prune_inference
 from ppprune.core.errors import PruneError
+from ppprune.core.plan import Plan
 from ppprune.prune import Pruner
 
 SHAPE = [3, 16, 16]
@@ -89,5 +90,16 @@ def test_tool_prunes_all_convs_into_a_new_folder(exported, tmp_path, capsys):
     assert "skipped sq_obj_weights: it has one output channel" in text and "FLOPs" in text
     assert sorted(os.listdir(out)) == [".ppprune-manifest.json", "model.json", "model.pdiparams", "plan.json"]
     assert {n: (source / n).read_bytes() for n in os.listdir(source)} == before
+    # the oracle: the input model with the plan's channels zeroed computes what the tool's model computes
+    model = inference_model.load(str(source), ir="pir")
+    plan = Plan.load(str(out / "plan.json"))
+    assert plan.entries
+    lazy = Pruner()
+    with oracle.ir_guard("pir"):
+        zeroed_prog, _, _ = lazy.apply_plan(model.program, model.scope, plan, lazy=True)
+    _run.feed = feed
+    zeroed = _run(model, zeroed_prog, model.scope, [lazy.lookup(t) for t in model.fetch_targets])
     predictor = deploy.create_predictor(str(out / "model"))
-    assert deploy.run(predictor, {"image": feed["image"]})[0].shape[0] == 2
+    got = deploy.run(predictor, {"image": feed["image"]})[0]
+    assert got.shape == zeroed.shape
+    np.testing.assert_allclose(got, zeroed, rtol=1e-4, atol=1e-4)

@@ -100,6 +100,30 @@ def test_demo_main_job_prints_the_before_after_table(work):
     assert flops_row.split()[-1].startswith("-")  # pruning removed FLOPs
 
 
+# tools/sensitive.py with every evaluation counted: eval_loop is looked up at call time, so wrapping it counts
+# the baseline and every trial; the count is the last line printed.
+_COUNTED = """
+import sys
+sys.path.insert(0, sys.argv.pop(1))
+import ppprune.engine as engine
+from ppprune.cli import runner, sensitive
+calls, real = [], engine.eval_loop
+engine.eval_loop = lambda *a, **k: calls.append(1) or real(*a, **k)
+code = runner.run(sensitive.main)
+print(f"evaluations: {len(calls)}")
+sys.exit(code)
+"""
+
+
+def counted_sensitive(*args):
+    env = dict(os.environ, PYTHONWARNINGS="ignore", GLOG_minloglevel="2")
+    proc = subprocess.run([sys.executable, "-c", _COUNTED, ROOT, *args], capture_output=True, text=True, env=env,
+                          timeout=600)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    return int(proc.stdout.strip().splitlines()[-1].split(": ")[1]), out
+
+
 def test_sensitive_resumes(work):
     # An untrained model scores 0 mAP at IoU 0.5, and losses are relative to the baseline: keep every box
     # and loosen the IoU so the baseline is non-zero.
@@ -110,12 +134,11 @@ def test_sensitive_resumes(work):
     assert code == 0, out
     sens_dir = work["out"] / "tiny_sensitivity"
     assert os.path.isfile(sens_dir / "sensitivities.shard0of2.pkl")
-    code, out = tool("sensitive.py", *args, "-s", str(sens_dir / "all.pkl"))
-    assert code == 0, out
+    evaluations, out = counted_sensitive(*args, "-s", str(sens_dir / "all.pkl"))
+    assert evaluations == 3, out  # a new file: the baseline and both weights at 0.5
     first = (sens_dir / "all.pkl").read_bytes()
-    code, out = tool("sensitive.py", *args, "-s", str(sens_dir / "all.pkl"), "--loss", "0.5")
-    assert code == 0, out
-    assert "0/0" in out or "0eval" in out  # resumed: nothing evaluated again
+    evaluations, out = counted_sensitive(*args, "-s", str(sens_dir / "all.pkl"), "--loss", "0.5")
+    assert evaluations == 0, out  # resumed: nothing evaluated again
     assert (sens_dir / "all.pkl").read_bytes() == first
     assert os.path.isfile(sens_dir / "sensitivities.png")
 
