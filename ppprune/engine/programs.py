@@ -12,7 +12,7 @@ import paddle
 from .. import models  # noqa: F401 - registers the architectures the config names
 from ..config import check_keys, create
 from ..core.graph import persistable_names
-from ..registry import ARCHITECTURES, BACKBONES, HEADS
+from ..registry import ARCHITECTURES, BACKBONES, HEADS, NECKS
 from . import distributed, optim
 
 MODES = ("train", "eval", "infer")
@@ -79,7 +79,7 @@ def _freeze_norm_stats(model):
 
 def check_config(cfg):
     """Fail on a misspelt top-level key (it would otherwise be ignored silently)."""
-    sections = set(ARCHITECTURES.names()) | set(BACKBONES.names()) | set(HEADS.names())
+    sections = set(ARCHITECTURES.names()) | set(BACKBONES.names()) | set(NECKS.names()) | set(HEADS.names())
     arch = cfg.get("architecture")
     family = getattr(ARCHITECTURES.get(arch), "config_keys", ()) if isinstance(arch, str) and arch in ARCHITECTURES else ()
     check_keys(cfg, set(GLOBAL_KEYS) | sections | set(family), "the config")
