@@ -9,6 +9,7 @@ from .core.registry import Registry
 ARCHITECTURES = Registry("architecture", error=ConfigError)
 BACKBONES = Registry("backbone", error=ConfigError)
 HEADS = Registry("head", error=ConfigError)
+NECKS = Registry("neck", error=ConfigError)
 DATASETS = Registry("dataset", error=ConfigError)
 TRANSFORMS = Registry("transform", error=ConfigError)
 OPTIMIZERS = Registry("optimizer", error=ConfigError)

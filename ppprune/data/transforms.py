@@ -84,6 +84,8 @@ def resize_sample(sample, target_size, interp=2):
     th, tw = _size_hw(target_size)
     image = sample["image"]
     h, w = image.shape[:2]
+    # resized / original (h, w), compounded over resizes: what PP-YOLOE's eval maps boxes back by
+    sample["scale_factor"] = sample.get("scale_factor", np.ones(2, np.float32)) * np.array([th / h, tw / w], np.float32)
     if (h, w) != (th, tw):
         sample["image"] = np.asarray(Image.fromarray(image).resize((tw, th), _pil_interp(interp)))
         if "gt_bbox" in sample:

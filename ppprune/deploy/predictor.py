@@ -9,7 +9,7 @@ imported when it is asked for.
 import importlib.util
 from typing import List, Protocol, runtime_checkable
 
-from ..registry import Registry
+from ..core.registry import Registry
 
 BACKENDS = Registry("deploy backend", error=ValueError)
 

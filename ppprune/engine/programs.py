@@ -13,7 +13,7 @@ from .. import models  # noqa: F401 - registers the architectures the config nam
 from ..config import ConfigValueError, check_keys, create
 from ..config.checks import need, need_list
 from ..core.graph import persistable_names
-from ..registry import ARCHITECTURES, BACKBONES, HEADS
+from ..registry import ARCHITECTURES, BACKBONES, HEADS, NECKS
 from . import distributed, optim
 
 MODES = ("train", "eval", "infer")
@@ -88,7 +88,7 @@ _TOP_TYPES = {"num_classes": (int, {"low": 1}), "use_gpu": (bool, {}), "freeze_n
 def check_config(cfg):
     """Fail on a misspelt top-level key (it would otherwise be ignored silently), and on a value of the
     wrong type: one line naming the key, before anything is built."""
-    sections = set(ARCHITECTURES.names()) | set(BACKBONES.names()) | set(HEADS.names())
+    sections = set(ARCHITECTURES.names()) | set(BACKBONES.names()) | set(NECKS.names()) | set(HEADS.names())
     arch = cfg.get("architecture")
     family = getattr(ARCHITECTURES.get(arch), "config_keys", ()) if isinstance(arch, str) and arch in ARCHITECTURES else ()
     check_keys(cfg, set(GLOBAL_KEYS) | sections | set(family), "the config")

@@ -54,15 +54,16 @@ def _output_bias(num_anchors, num_classes, prior=0.01):
     return Assign(bias.reshape(-1))
 
 
-def multiclass_nms(bboxes, scores, score_threshold, nms_top_k, keep_top_k, nms_threshold):
+def multiclass_nms(bboxes, scores, score_threshold, nms_top_k, keep_top_k, nms_threshold, normalized=False):
     """Paddle's multiclass_nms3 op: [N, M, 4] boxes + [N, C, M] scores -> ([K, 6] rows, [N] counts).
+    `normalized=False` measures pixel boxes with +1 (YOLOv3's convention); PP-YOLOE keeps True.
 
     Paddle 3 has no public wrapper; the op is reachable through `_C_ops` (dygraph, PIR) or a raw
     append_op (legacy programs).
     """
     if in_dynamic_or_pir_mode():
         out, _, num = paddle._C_ops.multiclass_nms3(bboxes, scores, None, score_threshold, nms_top_k, keep_top_k,
-                                                    nms_threshold, False, 1.0, -1)
+                                                    nms_threshold, normalized, 1.0, -1)
         return out, num
     helper = LayerHelper("multiclass_nms3")
     out = helper.create_variable_for_type_inference(bboxes.dtype)
@@ -72,7 +73,7 @@ def multiclass_nms(bboxes, scores, score_threshold, nms_top_k, keep_top_k, nms_t
                      outputs={"Out": out, "Index": index, "NmsRoisNum": num},
                      attrs={"background_label": -1, "score_threshold": score_threshold, "nms_top_k": nms_top_k,
                             "nms_threshold": nms_threshold, "keep_top_k": keep_top_k, "nms_eta": 1.0,
-                            "normalized": False})
+                            "normalized": normalized})
     return out, num
 
 

@@ -1,0 +1,1 @@
+"""Label assigners: which anchor learns which ground-truth box, and with what soft target."""
