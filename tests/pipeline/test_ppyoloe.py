@@ -1,5 +1,7 @@
 """PP-YOLOE: PaddleDetection's state-dict names and shapes, and an eval forward giving [N, 6] boxes."""
 import ast
+import os
+
 import numpy as np
 import paddle
 
