@@ -161,12 +161,10 @@ def time_block(block, cout, cin, groups, settings):
         exe.run(startup)
         prefix = os.path.join(folder, "block")
         paddle.static.save_inference_model(prefix, [x], [y], exe, program=main)
-        predictor = deploy.create_predictor(prefix, settings.threads, settings.use_gpu, settings.onednn)
-        handle = predictor.get_input_handle(predictor.get_input_names()[0])
-        handle.reshape([1, cin, *block.hw])
-        handle.copy_from_cpu(np.random.RandomState(0).rand(1, cin, *block.hw).astype("float32"))
-        # the run alone: copying a block's input in and output out is not part of a network's time
-        return steady_ms(predictor.run)
+        predictor = deploy.create_predictor(prefix, settings.backend, threads=settings.threads,
+                                            use_gpu=settings.use_gpu, onednn=settings.onednn)
+        feed = {predictor.input_names[0]: np.random.RandomState(0).rand(1, cin, *block.hw).astype("float32")}
+        return steady_ms(lambda: predictor.run(feed))
 
 
 def steady_ms(run, rounds=3, min_ms=60.0, min_runs=10, warmup=3):

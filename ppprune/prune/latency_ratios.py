@@ -16,7 +16,7 @@ from ..core.criteria import get_criterion
 from ..core.errors import PruneError
 from ..core.graph import view_of
 from ..core.groups import discover
-from ..core.plan import build as build_plan
+from ..core.planner import build as build_plan
 from ..core.request import check_names
 from ..core.selectors import get_selector
 from ..core.tensors import scope_reader

@@ -41,7 +41,7 @@ def model(tmp_path_factory):
         paddle.static.save_inference_model(str(folder / "original" / "model"), [x], [out], exe, program=main)
     original = deploy.create_predictor(str(folder / "original" / "model"))
     feed = {"image": np.random.RandomState(0).rand(1, *SHAPE).astype("float32")}
-    base = steady_ms(lambda: deploy.run(original, feed), rounds=5)
+    base = steady_ms(lambda: original.run(feed), rounds=5)
     return {"folder": folder, "main": main, "scope": scope, "exe": exe, "x": x, "out": out, "feed": feed,
             "original": original, "base": base, "table": str(folder / "table")}
 
