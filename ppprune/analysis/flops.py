@@ -23,6 +23,19 @@ _PER_ELEMENT = frozenset((
     "relu", "relu6", "leaky_relu", "prelu", "sigmoid", "tanh", "swish", "silu", "hardswish", "hardsigmoid",
     "mish", "gelu", "elu",
 ))
+# Every op type with a channel rule is either counted (COUNTED) or declared here as counting nothing, by
+# choice: data movement, shape queries and control flow do no multiply-adds; the other element-wise ops,
+# reductions and norms are not counted, as PaddleSlim does not (tests/core/test_how_to_add.py checks it).
+COUNTED = frozenset(CONV_TYPES) | frozenset(_FC_OPS) | _PER_ELEMENT | {"pool2d"}
+NOT_COUNTED = frozenset((
+    "concat", "split", "split_with_num", "reshape", "flatten", "squeeze", "unsqueeze", "transpose", "assign",
+    "identity", "cast", "pad", "pad3d", "dropout", "shape", "shape64", "if", "while", "select_input",
+    "condition", "pixel_shuffle", "pixel_unshuffle", "nearest_interp", "bilinear_interp", "bicubic_interp",
+    "abs", "brelu", "ceil", "celu", "clip", "exp", "floor", "hardtanh", "log", "logsigmoid", "selu", "sign",
+    "softplus", "softsign", "sqrt", "square", "tanh_shrink", "thresholded_relu", "scale", "elementwise_pow",
+    "maximum", "minimum", "add_n", "sum_op", "max_pool2d_with_index", "mean", "sum", "max", "min", "prod",
+    "softmax", "log_softmax", "instance_norm", "group_norm", "layer_norm",
+))
 
 
 def flops(program, detail=False, only_conv=False):
