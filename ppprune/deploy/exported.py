@@ -103,7 +103,7 @@ def _check_params_size(program, scope, params_file):
     desc size, the desc (dtype and dims) and the data)."""
     import numpy as np
 
-    from .core.graph import persistable_names
+    from ..core.graph import persistable_names
 
     need = 0
     for name in persistable_names(program):

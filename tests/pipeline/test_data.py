@@ -392,7 +392,8 @@ def test_loader_batch_shapes_and_dtypes(demo_root):
     assert size in (64, 96)
     expected = {"image": ((3, 3, size, size), np.float32), "gt_bbox": ((3, 6, 4), np.float32),
                 "gt_class": ((3, 6), np.int32), "gt_score": ((3, 6), np.float32), "difficult": ((3, 6), np.int32),
-                "im_shape": ((3, 2), np.int32), "im_id": ((3,), np.int64)}
+                "im_shape": ((3, 2), np.int32), "im_id": ((3,), np.int64),
+                "scale_factor": ((3, 2), np.float32)}  # resized / original (h, w), as PP-YOLOE's eval feeds it
     assert set(b) == set(expected)
     for key, (shape, dtype) in expected.items():
         assert b[key].shape == shape and b[key].dtype == dtype, key
@@ -425,7 +426,7 @@ def test_loader_eval_batches_drop_ragged_boxes(demo_root):
     ds = VOCDataSet(str(demo_root), "val.txt", transforms=[{"Resize": {"target_size": 64}}, {"NormalizeImage": {}},
                                                             {"Permute": {}}])
     batches = _batches(build_dataloader(ds, batch_size=4))
-    assert set(batches[0]) == {"image", "im_shape", "im_id"}
+    assert set(batches[0]) == {"image", "im_shape", "im_id", "scale_factor"}
     np.testing.assert_array_equal(batches[0]["im_id"], [0, 1, 2, 3])
     unsized = VOCDataSet(str(demo_root), "val.txt")
     unsized.records[1] = {**unsized.records[1], "im_file": str(demo_root / "tiny.jpg")}
