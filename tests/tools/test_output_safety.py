@@ -57,7 +57,7 @@ def test_foreign_folder_refused_then_written_with_overwrite(model, capfd):
     _refused(capfd, model, _prune(model, other), "ppprune did not write")
     assert run_in_process("prune_inference", _prune(model, other, "--overwrite")) in (0, None)
     predictor = __import__("ppprune.deploy", fromlist=["x"]).create_predictor(str(other / "model"))
-    assert predictor.get_input_names() == ["image"]
+    assert predictor.input_names == ["image"]
 
 
 def test_manifest_naming_a_file_outside_is_refused(model, capfd):
