@@ -41,7 +41,7 @@ def blame(path):
     try:
         yield
     except OSError as e:
-        if e.filename is None:
+        if e.filename is None and e.errno is not None:  # a bare OSError('message') keeps its text
             e.filename = os.fspath(path)
         raise
 

@@ -259,7 +259,7 @@ CASES = [
      "holds none of the model's 241 parameters (missing: "),
     ("weights-match-nothing-eval", "eval", ["-o", "weights={files}/foreign.pdparams"], "the file has conv_0.w_0"),
     ("weights-match-nothing-export", "export_model", ["-o", "weights={files}/foreign.pdparams", "--output_dir", "{export}"], "holds none of the model's"),
-    ("weights-match-nothing-sensitive", "sensitive", ["-o", "weights={files}/foreign.pdparams", "save_dir={out}"], "holds none of the model's"),
+    ("weights-match-nothing-sensitive", "sensitive", ["-o", "weights={files}/foreign.pdparams", "save_dir={bad}/sens"], "holds none of the model's"),
     ("weights-partial-train", "train", ["-o", "weights={files}/partial.pdparams", "save_dir={out}"], "(missing: yolo_output."),
     ("weights-partial-eval", "eval", ["-o", "weights={files}/partial.pdparams"], "-o pretrain_weights= for weights that cover part"),
     ("pretrain-match-nothing-train", "train", ["-o", "pretrain_weights={files}/foreign.pdparams", "save_dir={out}"], "holds none of the model's"),
