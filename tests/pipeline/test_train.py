@@ -198,7 +198,7 @@ def test_learns_one_fixed_batch_of_demo_images(tmp_path):
         "YOLOv3Head.base_channels=64", "demo_data=null", f"TrainReader.dataset.dataset_dir={data}",
         f"EvalReader.dataset.dataset_dir={data}", "EvalReader.dataset.anno_path=train.txt",
         f"TrainReader.image_shape=[3,{size},{size}]", f"EvalReader.image_shape=[3,{size},{size}]",
-        "TrainReader.batch_size=2", "TrainReader.shuffle=false", "TrainReader.num_workers=0",
+        "TrainReader.batch_size=2", "TrainReader.shuffle=false", "TrainReader.num_workers=0", "TrainReader.holdout=null",
         "EvalReader.num_workers=0", "TrainReader.sample_transforms=[]",
         (f"TrainReader.batch_transforms=[{{BatchRandomResize: {{target_sizes: [{size}]}}}}, NormalizeBox, "
          "{PadBox: {num_max_boxes: 20}}, BboxXYXY2XYWH, NormalizeImage, Permute]"),

@@ -543,3 +543,29 @@ def test_disk_errors_are_one_line(world, mounted, case, capfd, monkeypatch):
     assert tree_state(world["tmp"]) == before
     left = [os.path.join(d, n) for d, _, names in os.walk(disk) for n in names]
     assert not [p for p in left if os.path.basename(p).startswith((".tmp-", ".export-")) or p.endswith((".pdparams", ".pdopt"))], left
+
+
+def test_infer_keeps_each_images_name_and_refuses_a_corrupt_one(world, capfd, tmp_path):
+    from PIL import Image
+
+    images = tmp_path / "images"
+    images.mkdir()
+    source = Image.open(world["image"]).convert("RGB")
+    for name in ("a.jpg", "a.png", "IMG.JPG"):
+        source.save(images / name)
+    out = tmp_path / "drawn"
+    assert run_in_process("infer", ["--model_dir", str(world["export"]), "--infer_dir", str(images),
+                                    "--output_dir", str(out)]) in (0, None)
+    assert sorted(n for n in os.listdir(out) if not n.startswith(".")) == ["IMG.JPG", "a.jpg", "a.png"]
+    assert Image.open(out / "a.png").format == "PNG" and Image.open(out / "IMG.JPG").format == "JPEG"
+
+    raw = (images / "a.jpg").read_bytes()
+    (images / "b.jpg").write_bytes(raw[: len(raw) // 2])  # truncated
+    before = tree_state(tmp_path)
+    capfd.readouterr()
+    code = run_in_process("infer", ["--model_dir", str(world["export"]), "--infer_dir", str(images),
+                                    "--output_dir", str(tmp_path / "drawn2")])
+    err = capfd.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code == 2 and len(lines) == 1 and "b.jpg" in lines[0] and "Traceback" not in err, err
+    assert tree_state(tmp_path) == before

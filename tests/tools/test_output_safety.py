@@ -96,32 +96,3 @@ def test_full_disk_leaves_nothing_and_says_so_in_one_line(model, capfd, tmp_path
         assert os.listdir(mount) == []  # no output folder, no staging folder, no truncated file
     finally:
         subprocess.run(["umount", str(mount)])
-
-
-from tests.tools.test_bad_input import world  # noqa: E402,F401 - the tiny export the infer cases run
-
-
-def test_infer_keeps_each_images_name_and_refuses_a_corrupt_one(world, capfd, tmp_path):
-    from PIL import Image
-
-    images = tmp_path / "images"
-    images.mkdir()
-    source = Image.open(world["image"]).convert("RGB")
-    for name in ("a.jpg", "a.png", "IMG.JPG"):
-        source.save(images / name)
-    out = tmp_path / "drawn"
-    assert run_in_process("infer", ["--model_dir", str(world["export"]), "--infer_dir", str(images),
-                                    "--output_dir", str(out)]) in (0, None)
-    assert sorted(n for n in os.listdir(out) if not n.startswith(".")) == ["IMG.JPG", "a.jpg", "a.png"]
-    assert Image.open(out / "a.png").format == "PNG" and Image.open(out / "IMG.JPG").format == "JPEG"
-
-    raw = (images / "a.jpg").read_bytes()
-    (images / "b.jpg").write_bytes(raw[: len(raw) // 2])  # truncated
-    before = tree_state(tmp_path)
-    capfd.readouterr()
-    code = run_in_process("infer", ["--model_dir", str(world["export"]), "--infer_dir", str(images),
-                                    "--output_dir", str(tmp_path / "drawn2")])
-    err = capfd.readouterr().err
-    lines = [line for line in err.splitlines() if line.startswith("error:")]
-    assert code == 2 and len(lines) == 1 and "b.jpg" in lines[0] and "Traceback" not in err, err
-    assert tree_state(tmp_path) == before
