@@ -216,13 +216,6 @@ def _print_notes(result):
         print(f"note: {note}")
 
 
-def _round_ratios(*args):
-    """The name cli/prune_inference.py imports (kept until it imports prune.ratios.round_ratios)."""
-    from ..prune.ratios import round_ratios
-
-    return round_ratios(*args)
-
-
 def _print_costs(before, after, plan):
     rows = [
         ("FLOPs (MACs)", f"{before['flops'] / 1e6:.2f}M", f"{after['flops'] / 1e6:.2f}M", f"{1 - after['flops'] / before['flops']:.1%}"),

@@ -47,9 +47,9 @@ def main(argv=None):
     if params is None:
         raise runner.UsageError("nothing to prune: give --pruned_params (or 'all') and --pruned_ratios")
     if args.round_to > 1:
-        from .prune import _round_ratios
+        from ..prune.ratios import round_ratios
 
-        ratios = _round_ratios(model.program, params, ratios, args.round_to)
+        ratios = round_ratios(model.program, params, ratios, args.round_to)
     before = _cost(model.program, model.scope)
     pruner = Pruner(args.prune_criterion, args.idx_selector, args.group_reduction)
     pruned, _, _ = pruner.prune(model.program, model.scope, params, ratios)

@@ -21,7 +21,7 @@ from ..core.request import check_names
 from ..core.selectors import get_selector
 from ..core.tensors import scope_reader
 from ..deploy.latency_model import build_model, conv_blocks
-from .ratios import _clusters, round_ratio
+from .ratios import clusters, round_ratio
 
 
 class LatencySearch:
@@ -38,7 +38,7 @@ class LatencySearch:
             params = [p for p in params if p in sensitivities]
         self.sensitivities = sensitivities
         groups = {p: discover(self.view, p) for p in params}
-        cluster = _clusters(groups)
+        cluster = clusters(groups)
         units = {}
         for p in params:
             units.setdefault(cluster[p], []).append(p)

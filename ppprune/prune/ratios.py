@@ -96,7 +96,7 @@ class _Search:
         check_names(view, params)
         check_names(view, list(skip_params))
         self.groups = {p: discover(view, p) for p in params + [p for p in skip_params if p not in params]}
-        self.cluster = _clusters(self.groups)
+        self.cluster = clusters(self.groups)
         self.blocked = {self.cluster[p] for p in self.groups if p in skip_params or self.groups[p].outputs}
         self.read_tensor, self.criterion = scope_reader(scope, view), get_criterion(criterion)
         self.target, self.round_to, self.tolerance, self.base = pruned_flops, round_to, tolerance, count(view)[0]
@@ -140,7 +140,7 @@ def planned_flops(view, read_tensor, ratios, criterion, selector, base):
     return ratios, 1 - count(view, plan.cuts.shapes)[0] / base
 
 
-def _clusters(groups):
+def clusters(groups):
     """{param: representative}: params whose groups reach each other's weights lose the same channels."""
     sets = DisjointSets(groups)
     for p, g in groups.items():

@@ -2,7 +2,7 @@
 import pytest
 
 from tests.helpers import nets, oracle
-from ppprune.cli.prune import _round_ratios
+from ppprune.prune.ratios import round_ratios
 from ppprune.prune import Pruner
 
 
@@ -14,7 +14,7 @@ def test_round_to_keeps_a_multiple_a_grouped_conv_can_keep(ir):
     with oracle.ir_guard(ir):
         main, startup, *_ = oracle.build(nets.grouped, [3, 8, 8])
         scope, _ = oracle.init_scope(startup, main)
-        ratios = _round_ratios(main, ["reduce_weights"], [0.5], 3)
+        ratios = round_ratios(main, ["reduce_weights"], [0.5], 3)
         pruner = Pruner()
         pruner.prune(main, scope, ["reduce_weights"], ratios, only_graph=True)
     kept = 16 - len(pruner.plan.entries[0].pruned)
