@@ -9,7 +9,8 @@ from ppprune.cli import flags, runner  # noqa: E402
 from ppprune.data.demo import DEFAULTS, ensure_demo_voc  # noqa: E402
 
 
-def main(argv=None):
+def run(argv=None):
+    """Write (or reuse) the dataset; returns its summary."""
     p = flags.OneLineParser(description=__doc__)
     p.add_argument("--out", default="dataset/demo_voc", help="output directory (default: %(default)s)")
     p.add_argument("--num_train", type=int, default=DEFAULTS["num_train"])
@@ -31,7 +32,10 @@ def main(argv=None):
         info = s[split]
         objs = ", ".join(f"{k} {v}" for k, v in info["objects"].items())
         print(f"{split}.txt: {info['images']} images; objects: {objs}; difficult: {info['difficult']}")
-    return 0
+    return s
+
+
+main = runner.exit_zero(run)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import argparse
 import os
 import time
 
-from . import flags, paths, table
+from . import flags, paths, runner, table
 
 CONFIG = os.path.join("configs", "yolov3", "yolov3_mobilenet_v1_demo.yml")
 
@@ -35,7 +35,8 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def main(argv=None):
+def run(argv=None):
+    """Train (once), measure, prune, fine-tune, evaluate and export; prints the before/after table."""
     args = parse_args(argv)
     from ..config import load_config
     from . import eval as evaluate
@@ -48,7 +49,7 @@ def main(argv=None):
     base = os.path.join(cfg.get("save_dir", "output"), name, "model_final")
     if not os.path.isfile(base + ".pdparams"):
         print(f"== no baseline at {base}: training one (done once, then reused)")
-        train.main(["-c", args.config, *overwrite])
+        train.run(["-c", args.config, *overwrite])
     print(f"== baseline mAP ({base})")
     base_map = evaluate.run(["-c", args.config, "-o", f"weights={base}"])["mAP"]
 
@@ -58,9 +59,9 @@ def main(argv=None):
         print("== sensitivity of every prunable conv on the held-out training images (resumable)")
         sens = os.path.join(paths.save_dir(cfg, args.config, "_sensitivity"), sensitive.DEFAULT_FILE)
         restart = ["--restart"] if args.restart_sensitivity else []
-        sensitive.main(["-c", args.config, "-o", f"weights={base}", "--pruned_ratios", args.sensitivity_ratios,
-                        "--eval_batches", str(args.eval_batches), "--split", "holdout", "-s", sens, *restart,
-                        *overwrite])
+        sensitive.run(["-c", args.config, "-o", f"weights={base}", "--pruned_ratios", args.sensitivity_ratios,
+                       "--eval_batches", str(args.eval_batches), "--split", "holdout", "-s", sens, *restart,
+                       *overwrite])
         how = ["--target_flops", str(args.target_flops), "-s", sens]
     print("== prune and fine-tune")
     pruned = prune.run(["-c", args.config, "-o", f"weights={base}", f"max_iters={args.finetune_iters}",
@@ -86,4 +87,6 @@ def main(argv=None):
     print()
     table.print_table(f"YOLOv3-MobileNetV1 demo, pruned and fine-tuned {args.finetune_iters} iterations "
                        f"({(time.time() - tic) / 60:.1f} min):", ("", "original", "pruned", "change"), rows)
-    return 0
+
+
+main = runner.exit_zero(run)

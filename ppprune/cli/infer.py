@@ -85,7 +85,8 @@ def draw(image, boxes, labels, threshold, path):
         canvas.save(f, format=IMAGE_TYPES[os.path.splitext(path)[1].lower()])
 
 
-def main(argv=None):
+def run(argv=None):
+    """Draw the detections of each image into the output folder."""
     args = parse_args(argv)
     from .. import deploy
     from ..deploy import infer_cfg
@@ -115,4 +116,6 @@ def main(argv=None):
         print(f"{len(hidden)} of {len(files)} images have no box at draw_threshold {threshold:g}; their best "
               f"detections scored {min(hidden):.2f} to {max(hidden):.2f} (median {np.median(hidden):.2f}). "
               "Lower --draw_threshold to draw them.")
-    return 0
+
+
+main = runner.exit_zero(run)

@@ -25,7 +25,8 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def main(argv=None):
+def run(argv=None):
+    """Prune the exported model into the output folder (or list its prunable convs)."""
     args = parse_args(argv)
     from ..deploy import exported
     from ..prune import Pruner
@@ -36,7 +37,7 @@ def main(argv=None):
     model = exported.load(args.model, ir=args.ir)
     if args.print_params:
         print(format_report(*prunable_params(model.program)))
-        return 0
+        return
     if not args.output_dir:
         raise runner.UsageError("give --output_dir: a new folder for the pruned model (never the input's)")
     # the same guard as every tool's: never the input's folder (symlinks resolved), never foreign files
@@ -64,7 +65,6 @@ def main(argv=None):
     table.print_table(f"pruned model written to {args.output_dir}", ("", "before", "after"),
                        [("FLOPs (MACs)", before["flops"], after["flops"]),
                         ("params", f"{before['params']:,}", f"{after['params']:,}")])
-    return 0
 
 
 def _cost(program, scope):
@@ -78,3 +78,6 @@ def _cost(program, scope):
     except PruneError:
         macs = "unknown (input size not fixed)"
     return {"flops": macs, "params": model_size(program, scope)}
+
+
+main = runner.exit_zero(run)

@@ -63,7 +63,8 @@ def _shard(params, text):
     return params[i::n], f".shard{i}of{n}"
 
 
-def main(argv=None):
+def run(argv=None):
+    """Measure (or merge) the sensitivities and write them with their report."""
     args = parse_args(argv)
     from ..config import load_config
     from ..engine import distributed
@@ -89,7 +90,7 @@ def main(argv=None):
         sens = _analyse(cfg, args, out, spec, exe, scope, place, model)
         distributed.barrier()  # every shard file is complete
         if not ranks.is_main:
-            return 0
+            return
         world = ranks.world
         sens = _merge(args, out, cfg, [_target(args, out.path, f".shard{i}of{world}") for i in range(world)], model,
                       _all_params(args, spec))
@@ -98,7 +99,6 @@ def main(argv=None):
     else:
         sens = _analyse(cfg, args, out, spec, exe, scope, place, model)
     _report(sens, args, out.path, spec.program, scope)
-    return 0
 
 
 def _analyse(cfg, args, out, spec, exe, scope, place, model):
@@ -278,3 +278,6 @@ def _suggest(ratios):
     if ratios:
         print("  tools/prune.py ... --pruned_params " + ",".join(ratios) + " --pruned_ratios "
               + ",".join(f"{r:.3f}" for r in ratios.values()))
+
+
+main = runner.exit_zero(run)

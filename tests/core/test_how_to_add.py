@@ -1,5 +1,6 @@
 """The checklists of docs/architecture.md ("How to add"), enforced: what a newcomer adding an op rule, a
-criterion or a detector family must not forget fails here, naming what is missing."""
+criterion, a detector family, a deploy backend or a tool must not forget fails here, naming what is missing."""
+import ast
 import inspect
 import pathlib
 
@@ -83,3 +84,32 @@ def test_every_detector_family_keeps_the_contract_and_has_a_config():
         assert not lacking, f"{name} does not define {lacking} (see ppprune/models/base.py)"
         assert callable(getattr(cls, "from_config", None)), f"{name} has no from_config classmethod"
         assert name in named, f"no config in configs/ names architecture {name!r}"
+
+
+def _tool_module(path):
+    """(the module tools/<name>.py runs `main` of, as its source file) from its `__main__` block."""
+    tree = ast.parse(path.read_text())
+    (block,) = [n for n in tree.body if isinstance(n, ast.If) and "__main__" in ast.unparse(n.test)]
+    call = ast.unparse(block.body[0])
+    if call == "sys.exit(runner.run(main))":
+        return path, tree
+    aliases = {(a.asname or a.name): a.name for n in tree.body if isinstance(n, ast.ImportFrom)
+               and n.module == "ppprune.cli" for a in n.names}
+    for alias, name in aliases.items():
+        if call == f"sys.exit(runner.run({alias}.main))":
+            source = ROOT / "ppprune" / "cli" / f"{name}.py"
+            return source, ast.parse(source.read_text())
+    raise AssertionError(f"{path.name}: its __main__ block is {call!r}, not sys.exit(runner.run(<module>.main))")
+
+
+def test_every_tool_defines_run_and_main_from_it():
+    """One convention: `run(argv)` does the work, `main = runner.exit_zero(run)`, the script exits with
+    `runner.run(main)` (0, 2 on bad input, 128 + the signal when interrupted)."""
+    for path in sorted((ROOT / "tools").glob("*.py")):
+        source, tree = _tool_module(path)
+        defs = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+        mains = [ast.unparse(n.value) for n in tree.body if isinstance(n, ast.Assign)
+                 and [ast.unparse(t) for t in n.targets] == ["main"]]
+        assert "run" in defs and "main" not in defs and mains == ["runner.exit_zero(run)"], (
+            f"{source.relative_to(ROOT)} (run by tools/{path.name}): define run(argv) and "
+            "main = runner.exit_zero(run)")
