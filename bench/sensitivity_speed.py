@@ -23,7 +23,7 @@ paddle.enable_static()
 
 from ppprune.core.graph import clone  # noqa: E402
 from ppprune.prune import sensitivity  # noqa: E402
-from tests.core.test_sensitive import _digits, straightforward  # noqa: E402  (the tests' reference loop)
+from tests.prune.test_sensitive import _digits, straightforward  # noqa: E402  (the tests' reference loop)
 from tests.helpers import oracle  # noqa: E402
 
 
