@@ -7,7 +7,7 @@ A new family subclasses `Detector`, registers itself in ARCHITECTURES and provid
 - `predict(inputs)` -> (bbox, bbox_num, network): `bbox` [N, 6] rows of (class, score, x1, y1, x2, y2) in
   the original image's pixels, `bbox_num` [batch] boxes per image, and `network` the raw outputs before
   post-processing (NMS), so export can time the network alone;
-and may set the class attributes below. `engine/programs.py`, `infer_cfg.py` and `cli/export_model.py` read
+and may set the class attributes below. `engine/programs.py`, `deploy/infer_cfg.py` and `cli/export_model.py` read
 them from the model class; nothing is keyed by the architecture's name.
 """
 import numpy as np

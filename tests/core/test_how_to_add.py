@@ -1,14 +1,17 @@
 """The checklists of docs/architecture.md ("How to add"), enforced: what a newcomer adding an op rule, a
 criterion, a detector family, a deploy backend or a tool must not forget fails here, naming what is missing."""
 import ast
+import importlib
 import inspect
 import pathlib
+import pkgutil
 
 import numpy as np
 import yaml
 
 from tests.core import test_rules
 from tests.helpers import nets, oracle
+from ppprune import deploy
 from ppprune.analysis.flops import COUNTED, NOT_COUNTED
 from ppprune.core.criteria import CRITERIA
 from ppprune.core.graph import legacy, view_of
@@ -50,6 +53,11 @@ def test_every_legacy_spelling_names_an_op_type_with_a_rule():
     assert not stale, f"legacy op types mapped to canonical types without a channel rule: {stale}"
 
 
+def test_every_legacy_slot_and_attribute_rename_names_an_op_type_with_a_rule():
+    stale = sorted(t for t in [*legacy._SLOTS, *legacy._ATTRS] if t not in RULES)
+    assert not stale, f"legacy slot/attribute renames for op types without a channel rule: {stale}"
+
+
 def test_rules_that_shrink_an_attribute_have_a_dygraph_layer_attribute():
     """A shrunk `groups` must also be written to the Layer (dygraph/apply.py `_GROUP_ATTRS`)."""
     unsynced = sorted(t for fn, types in _rule_functions().items() if "shrink_attr" in inspect.getsource(fn)
@@ -84,6 +92,20 @@ def test_every_detector_family_keeps_the_contract_and_has_a_config():
         assert not lacking, f"{name} does not define {lacking} (see ppprune/models/base.py)"
         assert callable(getattr(cls, "from_config", None)), f"{name} has no from_config classmethod"
         assert name in named, f"no config in configs/ names architecture {name!r}"
+
+
+def test_every_deploy_backend_is_found_by_its_module_name_and_takes_the_options():
+    """`create_predictor(prefix, backend=name)` imports `ppprune/deploy/<name>.py` on first use: a backend
+    registered under another name would only be found once something else imported it."""
+    for module in pkgutil.iter_modules(deploy.__path__):
+        importlib.import_module(f"ppprune.deploy.{module.name}")
+    ours = {n: deploy.BACKENDS.get(n) for n in deploy.BACKENDS.names()
+            if deploy.BACKENDS.get(n).__module__.startswith("ppprune.deploy.")}
+    assert "paddle_inference" in ours
+    for name, factory in ours.items():
+        assert factory.__module__ == f"ppprune.deploy.{name}", (
+            f"backend {name!r} is registered in {factory.__module__}: register it in ppprune/deploy/{name}.py")
+        inspect.signature(factory).bind("model_prefix", threads=1, use_gpu=False, onednn=True)
 
 
 def _tool_module(path):
