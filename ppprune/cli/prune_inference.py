@@ -6,7 +6,7 @@ PaddleDetection 2.x) and save the pruned inference model in a new folder, with t
         --output_dir output/det_pruned
 
 `--pruned_params all` names every prunable conv weight: output convs, 1-channel heads and convs whose channels
-reach an op they cannot pass (an op without a channel rule) are skipped with the reason.
+reach an op they cannot pass (an op without a channel rule, a slice of their channels) are skipped with the reason.
 The model is opened in the PIR IR (a `.pdmodel` is translated) unless `--ir legacy`.
 """
 import argparse
