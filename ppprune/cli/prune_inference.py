@@ -5,7 +5,8 @@ PaddleDetection 2.x) and save the pruned inference model in a new folder, with t
     python tools/prune_inference.py --model inference/det/model --pruned_params all --pruned_ratios 0.3 \\
         --output_dir output/det_pruned
 
-`--pruned_params all` names every conv weight; output convs and 1-channel heads are skipped with the reason.
+`--pruned_params all` names every prunable conv weight: output convs, 1-channel heads and convs whose channels
+reach an op they cannot pass (an op without a channel rule, a slice of their channels) are skipped with the reason.
 The model is opened in the PIR IR (a `.pdmodel` is translated) unless `--ir legacy`.
 """
 import argparse
@@ -42,7 +43,8 @@ def run(argv=None):
         raise runner.UsageError("give --output_dir: a new folder for the pruned model (never the input's)")
     # the same guard as every tool's: never the input's folder (symlinks resolved), never foreign files
     out = paths.output_dir(args, args.output_dir, inputs=[model.model_file], flag="--output_dir <another folder>")
-    if flags.split_list(args.pruned_params) == ["all"]:
+    every = flags.split_list(args.pruned_params) == ["all"]
+    if every:
         args.pruned_params = ",".join(conv_weights(view_of(model.program)))
     params, ratios = common.pruned_request(args)
     if params is None:
@@ -53,7 +55,7 @@ def run(argv=None):
         ratios = round_ratios(model.program, params, ratios, args.round_to)
     before = _cost(model.program, model.scope)
     pruner = Pruner(args.prune_criterion, args.idx_selector, args.group_reduction)
-    pruned, _, _ = pruner.prune(model.program, model.scope, params, ratios)
+    pruned, _, _ = pruner.prune(model.program, model.scope, params, ratios, skip_blocked=every)
     pruner.plan.meta["source_model"] = os.path.abspath(model.model_file)
     with staged(out) as stage:  # model and plan appear together, or the old folder stays
         exported.save(model, pruned, os.path.join(stage, "model"), lookup=pruner.lookup)

@@ -10,6 +10,7 @@ class CannotFollow(PruneError):
 
     def __init__(self, param, op, why):
         self.param, self.op_type, self.why = param, op.type, why
+        self.reason = f"its channels reach '{op.type}' (op #{op.index}) and {why}"  # why it is skipped, when it may be
         super().__init__(
             f"cannot prune '{param}': its channels reach op '{op.type}' (op #{op.index}"
             f"{', ' + op.where if getattr(op, 'where', None) else ''}) and {why}. "

@@ -7,7 +7,7 @@ collects the cuts and finishes the plan. Every refusal happens here, before anyt
 import numpy as np
 
 from .disjoint import DisjointSets
-from .errors import PruneError
+from .errors import CannotFollow, PruneError
 from .groups import discover, followed_convs, master_axis
 from .merged import Member, check_quota, member_pruned, merge, select_quota
 from .merged import scores as merged_scores
@@ -84,10 +84,12 @@ class _Ownership:
 class Listing:
     """The listed conv weights of one plan as units: a unit is one member's group, or the merged group of
     members whose groups overlap (see merged.py). Weights whose group is a member's own are folded in,
-    unless `fold=False` (sensitivity measures each of those with its own scores, as PaddleSlim does)."""
+    unless `fold=False` (sensitivity measures each of those with its own scores, as PaddleSlim does).
+    `skip_blocked`: a weight whose channels reach an op they cannot pass is skipped with the reason, as an
+    output conv is, instead of failing (what "every prunable conv" asks for)."""
 
-    def __init__(self, view, fold=True):
-        self.view, self.fold = view, fold
+    def __init__(self, view, fold=True, skip_blocked=False):
+        self.view, self.fold, self.skip_blocked = view, fold, skip_blocked
         self.ownership = _Ownership()
         self._units = DisjointSets()  # member indices; a member overlapping earlier ones names their unit
         self.skipped = []  # dicts: param, reason
@@ -102,7 +104,13 @@ class Listing:
             if self.view.shape(key)[axis] == 1:  # a 1-channel head (a segmentation map): no ratio removes anything
                 self.skipped.append({"param": param, "reason": "it has one output channel: nothing to prune"})
                 return
-        group = group or discover(self.view, param)
+            try:
+                group = discover(self.view, param)
+            except CannotFollow as e:
+                if not self.skip_blocked:
+                    raise
+                self.skipped.append({"param": param, "reason": e.reason})
+                return
         if group.outputs:
             self.skipped.append({"param": param, "reason": group.skip_reason()})
             return
@@ -178,12 +186,13 @@ def _replayed(group, members, replay):
 
 
 def build(view, read_tensor, params, ratios, criterion, selector, replay=None, names=(None, None),
-          layer_paths=None):
+          layer_paths=None, skip_blocked=False):
     """The finished plan pruning `params` at `ratios` on `view`. `replay` maps a param to pruned indices to
     use instead of selecting (replaying a saved plan); `names`: the (criterion, selector) names it records;
     `layer_paths` ({param: structured name}, a traced Layer's) gives entries their path and the convs they
-    follow. Raises PruneError before anything is changed."""
-    cuts, listing = ProgramCuts(), Listing(view)
+    follow; `skip_blocked` (see `Listing`) skips the params whose channels cannot be followed. Raises
+    PruneError before anything is changed."""
+    cuts, listing = ProgramCuts(), Listing(view, skip_blocked=skip_blocked)
     for param, ratio in zip(params, ratios):
         listing.add(param, ratio)
     chosen, renormalized = {}, {}

@@ -427,13 +427,57 @@ def shape(walk, op, key, axis, ch):
 
 def _slice_reads(op, index, length):
     """Whether a slice of a shape vector includes entry `index` (unknown bounds count as yes)."""
-    axes, starts, ends = op.attr("axes"), op.attr("starts"), op.attr("ends")
-    computed = any(op.ins(s) for s in ("starts_tensor", "ends_tensor", "starts_tensor_list", "ends_tensor_list"))
-    if computed or not axes or list(axes) != [0] or not starts or not ends:
-        return True
-    lo, hi = int(starts[0]), int(ends[0])
+    axes = op.attr("axes")
+    kept = _slice_range(op, 0, length) if axes and list(axes) == [0] else None
+    return kept is None or kept[0] <= index < kept[1]
+
+
+# -- slices -------------------------------------------------------------------------------------
+
+
+def _slice_range(op, pos, length):
+    """[lo, hi) that a slice or strided_slice keeps of its `pos`-th sliced axis (of `length` entries), with
+    a step of one; None when a bound is computed at run time or the step is not one."""
+    starts, ends, strides = op.attr("starts"), op.attr("ends"), op.attr("strides")
+    computed = any(op.ins(s) for s in ("starts_tensor", "ends_tensor", "starts_tensor_list", "ends_tensor_list",
+                                       "strides_tensor", "strides_tensor_list"))
+    if computed or not starts or not ends or len(starts) <= pos:
+        return None
+    if op.type == "strided_slice" and (not strides or int(strides[pos]) != 1):  # strides unknown or not one
+        return None
+    lo, hi = int(starts[pos]), int(ends[pos])
     lo, hi = lo + length if lo < 0 else lo, hi + length if hi < 0 else hi
-    return lo <= index < hi
+    return max(lo, 0), min(hi, length)
+
+
+@RULES.under("slice", "strided_slice")
+def slices(walk, op, key, axis, ch):
+    """A slice along other axes keeps every channel, on the same axis less the axes it drops
+    (`decrease_axis`). One that cuts the pruned axis is refused: its bounds index the channels before
+    pruning (a slice of all of them, [0, C), is no cut)."""
+    x, out = (op.ins("input") or op.ins("x"))[0], op.outs("out")[0]
+    rank = len(walk.shape(x))
+    dropped = [a % rank for a in op.attr("decrease_axis") or []]
+    kept = [a for a in range(rank) if a not in dropped]
+    x_axis = kept[axis] if key == out else axis
+    sliced = [a % rank for a in op.attr("axes")]
+    if x_axis in sliced:
+        length = walk.shape(x)[x_axis]
+        if x_axis in dropped or _slice_range(op, sliced.index(x_axis), length) != (0, length):
+            walk.cannot(op, f"it cuts axis {x_axis}, the pruned one: its bounds count the channels before pruning")
+    _share(walk, op, key, axis, ch, [(x, x_axis, "flow", None), (out, kept.index(x_axis), "flow", None)])
+
+
+# -- detection heads ----------------------------------------------------------------------------
+
+
+@RULES.under("roi_align")
+def roi_align(walk, op, key, axis, ch):
+    """Each box is pooled from every channel of its image (NCHW): the pooled [R, C, h, w] keeps the feature
+    map's channels. The boxes and their counts carry none."""
+    x, out = op.ins("x")[0], op.outs("out")[0]
+    _share(walk, op, key, axis, ch, [(x, 1, "flow", None), (out, 1, "flow", None)],
+           why=f"only the channel axis (1) of its feature map passes through it (entered on axis {axis})")
 
 
 # -- fully connected heads ----------------------------------------------------------------------

@@ -29,16 +29,18 @@ class Pruner:
         self.lookup = None
 
     def prune(self, program, scope, params, ratios, place=None, lazy=False, only_graph=False,
-              param_backup=False, param_shape_backup=False):
+              param_backup=False, param_shape_backup=False, skip_blocked=False):
         """Return `(pruned_program, param_backup, param_shape_backup)`. The input program is not modified;
-        the scope is changed in place unless `only_graph`. Backups are dicts when asked for, else None."""
+        the scope is changed in place unless `only_graph`. Backups are dicts when asked for, else None.
+        `skip_blocked=True` (every conv weight listed, as `--pruned_params all` does): a conv whose channels
+        reach an op they cannot pass is skipped, the reason in `plan.skipped`, instead of failing."""
         params, ratios = check_request(params, ratios)
         _check_modes(lazy, only_graph)
         pruned, self.lookup = clone(program)
         view = view_of(pruned)
         check_names(view, params)
         plan = build_plan(view, scope_reader(scope, view), params, ratios, self.scorer, self.selector,
-                          names=(self.criterion_name, self.selector_name))
+                          names=(self.criterion_name, self.selector_name), skip_blocked=skip_blocked)
         return self._apply(pruned, view, scope, plan, place, lazy, only_graph, param_backup, param_shape_backup)
 
     def apply_plan(self, program, scope, plan, place=None, lazy=False, only_graph=False,

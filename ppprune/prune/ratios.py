@@ -9,7 +9,7 @@ import paddle
 from ..analysis.flops import count
 from ..core.criteria import get_criterion
 from ..core.disjoint import DisjointSets
-from ..core.errors import PruneError
+from ..core.errors import CannotFollow, PruneError
 from ..core.graph import view_of
 from ..core.groups import discover
 from ..core.planner import build as build_plan
@@ -194,8 +194,13 @@ def round_ratios(program, params, ratios, round_to):
     if round_to <= 1:
         return Rounded(ratios)
     view = view_of(program)
-    groups = {p: discover(view, p) for p in params}
-    rounded = [round_ratio(groups[p], r, round_to) for p, r in zip(params, ratios)]
+    groups = {}
+    for p in params:
+        try:
+            groups[p] = discover(view, p)
+        except CannotFollow:
+            pass  # the planner refuses it (or skips it, `skip_blocked`) with the reason: nothing to round
+    rounded = [round_ratio(groups[p], r, round_to) if p in groups else r for p, r in zip(params, ratios)]
     zeroed = [f"{p} ({groups[p].size} channels, ratio {r:g})" for p, r, q in zip(params, ratios, rounded) if r > 0 and q == 0]
     return Rounded(rounded, [f"round_to {round_to}: {len(zeroed)} ratio(s) became 0, these convs stay unpruned (the "
                              f"nearest multiple of {round_to} channels is all of them): {', '.join(zeroed)}"] if zeroed else [])

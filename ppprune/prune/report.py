@@ -19,7 +19,7 @@ def prunable_params(program):
         try:
             group = discover(view, name)
         except CannotFollow as e:
-            blocked.append({"name": name, "shape": shape, "reason": f"its channels reach '{e.op_type}' and {e.why}"})
+            blocked.append({"name": name, "shape": shape, "reason": e.reason})
             continue
         except PruneError as e:
             blocked.append({"name": name, "shape": shape, "reason": str(e)})

@@ -295,3 +295,36 @@ def test_mul_flattened_input_channels_prune_weight_row_blocks():
 def test_every_tested_rule_is_registered():
     assert {"conv2d", "depthwise_conv2d", "batch_norm", "concat", "add", "reshape", "transpose", "split",
             "layer_norm", "matmul"} <= set(RULES)
+
+
+def test_slices_along_other_axes_keep_the_channels_and_a_cut_of_them_is_refused():
+    shapes = {"x": [2, 6, 8, 8], "y": [2, 6, 4, 8]}
+    rows = FakeView("slice", {"input": ["x"]}, {"out": ["y"]}, shapes,
+                    {"axes": [2], "starts": [1], "ends": [5], "decrease_axis": []})
+    assert reached(enter(rows, "x", 1)) == {("y", 1): ident(6)}
+    assert reached(enter(rows, "y", 1)) == {("x", 1): ident(6)}
+    one_image = FakeView("slice", {"input": ["x"]}, {"out": ["y"]}, {"x": [2, 6, 8, 8], "y": [6, 8, 8]},
+                         {"axes": [0], "starts": [1], "ends": [2], "decrease_axis": [0]})
+    assert reached(enter(one_image, "x", 1)) == {("y", 0): ident(6)}  # the dropped batch axis shifts it down
+    assert reached(enter(one_image, "y", 0)) == {("x", 1): ident(6)}
+    cut = FakeView("slice", {"input": ["x"]}, {"out": ["y"]}, {"x": [2, 6, 8, 8], "y": [2, 2, 8, 8]},
+                   {"axes": [1], "starts": [2], "ends": [4], "decrease_axis": []})
+    assert "cuts axis 1, the pruned one" in refusal(cut, "x", 1).why
+    whole = FakeView("slice", {"input": ["x"]}, {"out": ["y"]}, {"x": [2, 6, 8, 8], "y": [2, 6, 8, 8]},
+                     {"axes": [1], "starts": [0], "ends": [2 ** 31 - 1], "decrease_axis": []})
+    assert reached(enter(whole, "x", 1)) == {("y", 1): ident(6)}  # all of them: no cut
+    strided = FakeView("strided_slice", {"x": ["x"]}, {"out": ["y"]}, {"x": [2, 6, 8, 8], "y": [2, 6, 8, 8]},
+                       {"axes": [1], "starts": [0], "ends": [6], "strides": [-1]})
+    assert "cuts axis 1" in refusal(strided, "x", 1).why  # a reversal moves every channel
+    cols = FakeView("strided_slice", {"x": ["x"]}, {"out": ["y"]}, {"x": [2, 6, 8, 8], "y": [2, 6, 8, 4]},
+                    {"axes": [3], "starts": [0], "ends": [8], "strides": [2]})
+    assert reached(enter(cols, "x", 1)) == {("y", 1): ident(6)}
+
+
+def test_roi_align_pools_every_box_from_the_feature_maps_channels():
+    view = FakeView("roi_align", {"x": ["x"], "boxes": ["b"], "boxes_num": ["n"]}, {"out": ["y"]},
+                    {"x": [2, 6, 8, 8], "b": [5, 4], "n": [2], "y": [5, 6, 2, 2]}, {"pooled_height": 2})
+    assert reached(enter(view, "x", 1)) == {("y", 1): ident(6)}
+    assert reached(enter(view, "y", 1)) == {("x", 1): ident(6)}
+    assert "only the channel axis (1)" in refusal(view, "b", 1).why
+    assert "only the channel axis (1)" in refusal(view, "x", 2).why

@@ -503,3 +503,33 @@ ARCHITECTURES.update({
     "cond_block": (cond_block, [3, 8, 8]),
     "while_block": (while_block, [3, 8, 8]),
 })
+
+
+_BOXES = [[0, 0, 8, 8], [4, 2, 15, 12], [1, 1, 6, 14], [8, 8, 16, 16]]  # x1, y1, x2, y2 on the 16 x 16 map
+
+
+def two_stage(x):
+    """Faster R-CNN in miniature, at batch 2: a backbone, an FPN level (lateral + upsampled top + output
+    conv), and on it an RoI head (roi_align of two fixed boxes per image -> conv -> fc) and an RPN head. The
+    shared RPN conv is read sliced along the height (no cut of its channels) by the score conv, whose
+    scores then meet a top-k (no channel rule: not prunable); the predictor's output is sliced along its
+    channels (objectness, then boxes refined by two more convs: not prunable either). Naming every conv
+    fails on those two, so it is not in ARCHITECTURES (tests/core/test_prune_two_stage.py)."""
+    import numpy as np
+
+    c1 = conv(x, 3, 8, "frc_c1")
+    c2 = conv(c1, 8, 12, "frc_c2", stride=2)
+    top = F.interpolate(conv(c2, 12, 6, "frc_top", k=1, act=None), scale_factor=2, mode="nearest")
+    p2 = conv(conv(c1, 8, 6, "frc_lat", k=1, act=None) + top, 6, 6, "frc_fpn", act=None)
+    boxes = paddle.assign(np.array(_BOXES, "float32"))
+    pooled = paddle.vision.ops.roi_align(p2, boxes, paddle.assign(np.array([2, 2], "int32")), 2, spatial_scale=1.0)
+    logits = head(conv(pooled, 6, 8, "roi_conv"), 8, 2, classes=5)
+    rpn = conv(p2, 6, 6, "rpn_conv", bias=True, bn=False)
+    score = conv(rpn[:, :, 2:14], 6, 3, "rpn_score", k=1, bias=True, bn=False, act=None)
+    best, _ = paddle.topk(paddle.flatten(score, 1), 4)
+    pred = conv(rpn, 6, 5, "rpn_pred", k=1, bias=True, bn=False, act=None)
+    refined = conv(conv(pred[:, 1:], 4, 4, "rpn_refine", k=1), 4, 4, "rpn_box", k=1, act=None, bn=False)
+    return paddle.concat([paddle.flatten(t) for t in (logits, best, pred[:, :1], refined)])
+
+
+TWO_STAGE = (two_stage, [3, 16, 16])
