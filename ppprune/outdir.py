@@ -3,9 +3,10 @@ only its own files, a folder holding someone else's files is refused (unless `ov
 writes into the folder its inputs come from.
 
 Two steps, so that nothing is written before a run's inputs are validated: `OutputDir(path, ...)` only
-checks; `open()` creates the folder, removes leftovers of killed runs and records every atomic write into
-the folder in the manifest (before the write's final rename, so a listed file may be missing, never an
-unlisted one ours).
+checks; `open()` (or `staging_dir`, for a folder written whole) locks the folder for the rest of the run
+(`ppprune.lock`: a second run on it is refused), creates it, removes leftovers of killed runs and records
+every atomic write into the folder in the manifest (before the write's final rename, so a listed file may
+be missing, never an unlisted one ours).
 """
 import contextlib
 import json
@@ -13,7 +14,7 @@ import os
 import shutil
 import tempfile
 
-from . import fsutil
+from . import fsutil, lock
 
 MANIFEST = ".ppprune-manifest.json"
 
@@ -60,7 +61,7 @@ def _check_entry(folder, name):
     folder (never '..', an absolute path, a symlink or ppprune's own bookkeeping), else a rerun would delete
     what it names."""
     if not isinstance(name, str) or not name or name in (".", "..", MANIFEST) or "/" in name or os.sep in name \
-            or "\0" in name or fsutil.is_staged(name):
+            or "\0" in name or fsutil.is_staged(name) or lock.is_lock(name):
         raise ValueError(f"it names {name!r}, which is not a file of this folder")
     if os.path.islink(os.path.join(folder, name)):
         raise ValueError(f"it names the symlink {name!r}")
@@ -74,13 +75,13 @@ class OutputDir:
         # A symlinked folder is its target: guards compare real paths, and a staged swap replaces the target
         # (never the link by a real folder, leaving the target's files stale).
         self.path = real = os.path.realpath(os.fspath(path))
-        self.overwrite, self.flag = overwrite, flag
+        self.given, self.overwrite, self.flag = path, overwrite, flag
         if os.path.exists(self.path) and not os.path.isdir(self.path):
             raise OutputDirError(f"output folder '{path}' is a file; choose a folder with {flag}")
-        self.files = read_manifest(self.path, overwrite) if os.path.isdir(self.path) else None
+        manifest = self._manifest()
         own = set()
         for item in own_inputs:  # with --overwrite also in a folder an older ppprune wrote (no manifest)
-            if item and (self.files is not None or overwrite) and _folder_of(item) == real:
+            if item and (manifest is not None or overwrite) and _folder_of(item) == real:
                 own.add(item)
         for item in [*inputs, *own_inputs]:
             if not item or item in own:
@@ -90,23 +91,42 @@ class OutputDir:
                 raise OutputDirError(
                     f"output folder '{path}' holds the input '{item}': a tool never writes where its inputs "
                     f"come from; choose another output folder with {flag}")
-        if self.files is None:
-            foreign = [n for n in self._entries() if n != MANIFEST]
-            if foreign and not overwrite:
-                raise OutputDirError(
-                    f"output folder '{path}' already holds files ppprune did not write ({', '.join(sorted(foreign)[:3])}"
-                    f"{' ...' if len(foreign) > 3 else ''}); choose another folder with {flag}, or pass --overwrite "
-                    "to write into it")
-            self.files = set()
+        self.files = self._owned(manifest)
+
+    def _manifest(self):
+        return read_manifest(self.path, self.overwrite) if os.path.isdir(self.path) else None
+
+    def _owned(self, manifest):
+        """The names ppprune wrote here; raises if the folder holds others' files (unless `overwrite`)."""
+        if manifest is not None:
+            return manifest
+        foreign = [n for n in self._entries() if n != MANIFEST]
+        if foreign and not self.overwrite:
+            raise OutputDirError(
+                f"output folder '{self.given}' already holds files ppprune did not write "
+                f"({', '.join(sorted(foreign)[:3])}{' ...' if len(foreign) > 3 else ''}); choose another folder with "
+                f"{self.flag}, or pass --overwrite to write into it")
+        return set()
 
     def _entries(self):
         if not os.path.isdir(self.path):
             return []
-        return [n for n in os.listdir(self.path) if not fsutil.is_staged(n)]
+        return [n for n in os.listdir(self.path) if not fsutil.is_staged(n) and not lock.is_lock(n)]
+
+    def lock(self):
+        """Hold the folder for the rest of this run (see `ppprune.lock`)."""
+        try:
+            lock.acquire(self.path, take_foreign=self.overwrite)
+        except lock.LockError as e:
+            raise OutputDirError(f"{e}, or write elsewhere with {self.flag}") from None
 
     def open(self):
-        """Create the folder, clean up killed runs' leftovers, and start recording writes. Returns self."""
+        """Lock and create the folder, clean up killed runs' leftovers, and start recording writes. Returns
+        self."""
         try:
+            self.lock()
+            # Under the lock, the folder as this run finds it: a run that held it before may have changed it.
+            self.files = self._owned(self._manifest())
             os.makedirs(self.path, exist_ok=True)
             fsutil.remove_stale_temps(self.path)
             self._save()
@@ -121,6 +141,7 @@ class OutputDir:
     def close(self):
         if self._record in fsutil.on_write:
             fsutil.on_write.remove(self._record)
+        lock.release(self.path)
 
     def _record(self, path):
         if os.path.dirname(path) == self.path and os.path.basename(path) not in self.files:
@@ -153,7 +174,7 @@ def staged(out):
     """Write a whole output folder at once: yields an empty staging folder beside `out.path`; when the block
     ends, the staging folder becomes the output folder (`swap_in`), on an error it is removed and the old
     folder is left as it was."""
-    stage = staging_dir(out.path)
+    stage = staging_dir(out)
     try:
         yield stage
         swap_in(stage, out.path, os.listdir(stage))
@@ -171,8 +192,10 @@ def _remove(path):
         os.remove(path)
 
 
-def staging_dir(final):
-    """A new empty folder beside `final`, to fill completely before `swap_in`."""
+def staging_dir(out):
+    """Lock the OutputDir `out` and return a new empty folder beside it, to fill completely before `swap_in`."""
+    out.lock()
+    final = out.path
     parent = os.path.dirname(os.path.abspath(final))
     os.makedirs(parent, exist_ok=True)
     recover(final)

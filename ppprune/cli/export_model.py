@@ -79,7 +79,7 @@ def run(argv=None):
     out = paths.output_dir(args, args.output_dir or paths.save_dir(cfg, args.config, "_export"),
                             inputs=[paths.weights_prefix(cfg), base], flag="--output_dir <another folder>")
     inputs = sample_inputs(cfg, spec)
-    stage = staging_dir(out.path)
+    stage = staging_dir(out)  # locks the folder for the rest of the run
     try:
         result = _export_all(cfg, args, spec, exe, scope, place, plan, base, inputs, stage)
         swap_in(stage, out.path, os.listdir(stage))

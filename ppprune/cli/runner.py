@@ -67,11 +67,15 @@ def run(main_fn):
     from ..engine.checkpoint import WeightsError
     from ..engine.distributed import DistributedError
     from ..interrupt import Interrupted, installed
+    from ..lock import release_all
     from ..outdir import OutputDirError
 
     try:
         with installed():
-            return main_fn()
+            try:
+                return main_fn()
+            finally:  # on success, an error or Ctrl-C alike: the next run needs no takeover
+                release_all()
     except Interrupted as e:
         _say(e)
         sys.exit(e.exit_status)
