@@ -103,7 +103,7 @@ class LatencyTarget:
             params = [p for p in sensitivities if not params or p in params]
         ratios, self.predicted_ms, self.model = ratios_for_latency(
             program, params, self.target, self.base_ms, self.settings, sensitivities=sensitivities, scope=scope,
-            criterion=get_criterion(args.prune_criterion, getattr(args, "group_reduction", None)),
+            criterion=get_criterion(getattr(args, "prune_criterion", "l1_norm"), getattr(args, "group_reduction", None)),
             idx_selector=getattr(args, "idx_selector", "default_idx_selector"), round_to=getattr(args, "round_to", 1))
         print(f"ratios for {self.target:.0%} less latency ({'sensitivities' if sensitivities else 'fewest channels'}; "
               f"predicted {self.predicted_ms:.2f} ms, {1 - self.predicted_ms / self.base_ms:.1%} less; "
