@@ -4,13 +4,15 @@
         --pruned_params yolo_block.0.0.0.conv.weights,yolo_block.0.0.1.conv.weights --pruned_ratios 0.2,0.3 --eval
     python tools/prune.py -c CFG --print_params          # which conv weights can be pruned, and with what
     python tools/prune.py -c CFG -o weights=W --target_flops 0.5 --sensitivities_file sens.pkl
+    python tools/prune.py -c CFG -o weights=W --target_latency 0.3 [-s sens.pkl] [--threads 2]
 
 Outputs go to `<save_dir>/<config name>_pruned/`: checkpoints, `plan.json` (params, ratios, criterion,
-pruned indices, resulting shapes) and the resolved `config.yml`.
+pruned indices, resulting shapes), `prune_report.json` (what was asked and got: FLOPs, parameters and, with
+--target_latency, the predicted and measured latency) and the resolved `config.yml`.
 """
 import os
 
-from . import common, driver, flags, paths, plans, runner, table
+from . import common, driver, flags, latency, paths, plans, prune_report, runner
 
 
 def parse_args(argv=None):
@@ -20,6 +22,8 @@ def parse_args(argv=None):
     p.add_argument("--target_flops", type=float, default=None,
                    help="share of FLOPs to remove: ratios chosen from --sensitivities_file, or without one a single "
                         "ratio for every conv of --pruned_params (default: every prunable conv)")
+    latency.add_flags(p, "ratios chosen on a latency model measured on this machine, from --sensitivities_file "
+                         "(least accuracy lost) or without one the fewest channels")
     p.add_argument("-s", "--sensitivities_file", default=None, help="sensitivities from tools/sensitive.py")
     flags.add_train_flags(p)
     return p.parse_args(argv)
@@ -51,8 +55,10 @@ def run(argv=None):
     before = driver.cost(programs.eval.program, scope)
     if args.target_flops is not None and resumed_plan is None:
         params, ratios = _ratios_for_target(programs.eval.program, scope, args, params)
-
-    plan = _prune_programs(args, session, params, ratios, resumed_plan)
+    if args.target_latency is not None and resumed_plan is None:
+        plan, measured = _prune_to_latency(cfg, args, session, params)
+    else:
+        plan, measured = _prune_programs(args, session, params, ratios, resumed_plan), None
     plan.meta.update(config=os.path.abspath(args.config), base_weights=base, overrides=args.opt)
     start_iter = _resume(args, session, plan)
     if distributed.ranks().parallel:
@@ -61,9 +67,10 @@ def run(argv=None):
     after = driver.cost(programs.eval.program, scope)
     for s in plan.skipped:
         print(f"skipped {s['param']}: {s['reason']}")
-    _print_costs(before, after, plan)
-    _save_and_fine_tune(cfg, session, out, plan, start_iter, data)
-    return {"before": before, "after": after, "out": out.path}
+    report = prune_report.build(args, before, after, plan, measured)
+    prune_report.print_report(report)
+    _save_and_fine_tune(cfg, session, out, plan, start_iter, data, None if resumed_plan else report)
+    return {"before": before, "after": after, "out": out.path, "report": report}
 
 
 def _print_params(cfg):
@@ -77,16 +84,27 @@ def _print_params(cfg):
 
 
 def _request(args):
-    """(params, ratios, resumed plan) the flags ask for; ratios are None while --target_flops is to choose them."""
-    if args.target_flops is not None and args.pruned_ratios:
-        raise runner.UsageError("--target_flops chooses the ratios: drop --pruned_ratios (or drop --target_flops)")
+    """(params, ratios, resumed plan) the flags ask for; ratios are None while a target is to choose them."""
+    from ..engine import distributed
+
+    target = "--target_flops" if args.target_flops is not None else None
+    if args.target_latency is not None:
+        if target:
+            raise runner.UsageError("give one target: --target_flops or --target_latency, not both")
+        target = "--target_latency"
+        latency.check_target(args)
+        if distributed.ranks().parallel:  # each rank would time its own and might choose other ratios
+            raise runner.UsageError("--target_latency times the model in one process: choose the ratios in a single "
+                                    "run (tools/sensitive.py --target_latency suggests them), then launch with "
+                                    "--pruned_params/--pruned_ratios")
+    if target and args.pruned_ratios:
+        raise runner.UsageError(f"{target} chooses the ratios: drop --pruned_ratios (or drop {target})")
     common.check_round_to(args)
-    params, ratios = (flags.split_list(args.pruned_params) or None, None) if args.target_flops is not None \
-        else common.pruned_request(args)
+    params, ratios = (flags.split_list(args.pruned_params) or None, None) if target else common.pruned_request(args)
     resumed_plan = plans.checked_plan(args.resume_checkpoint) if args.resume_checkpoint else None
-    if params is None and resumed_plan is None and args.target_flops is None:
-        raise runner.UsageError("nothing to prune: give --pruned_params and --pruned_ratios, or --target_flops "
-                                "with --sensitivities_file (list candidates with --print_params)")
+    if params is None and resumed_plan is None and not target:
+        raise runner.UsageError("nothing to prune: give --pruned_params and --pruned_ratios, or --target_flops or "
+                                "--target_latency (list candidates with --print_params)")
     return params, ratios, resumed_plan
 
 
@@ -110,6 +128,19 @@ def _prune_programs(args, session, params, ratios, resumed_plan):
     return pruner.plan
 
 
+def _prune_to_latency(cfg, args, session, params):
+    """(plan, the report's latency section): ratios for --target_latency, the pruning, and the pruned network
+    timed against the original."""
+    programs, _, exe, scope = session
+    timer = latency.LatencyTarget(cfg, args, programs.eval, exe, scope)
+    try:
+        params, ratios = timer.ratios(programs.eval.program, scope, args, params, _sensitivities(args))
+        plan = _prune_programs(args, session, params, ratios, None)
+        return plan, timer.check(programs.eval, exe, scope)  # programs.eval is the pruned one now
+    finally:
+        timer.close()
+
+
 def _resume(args, session, plan):
     """The iteration to start from: the resumed checkpoint's (loaded into the pruned shapes), else 0."""
     from ..engine import load_checkpoint
@@ -121,8 +152,9 @@ def _resume(args, session, plan):
     return load_checkpoint(args.resume_checkpoint, scope, place, programs.param_names, programs.opt_names)["iter"]
 
 
-def _save_and_fine_tune(cfg, session, out, plan, start_iter, data):
-    """Write the plan and config (rank 0), then fine-tune with `data`, or without data save the pruned weights."""
+def _save_and_fine_tune(cfg, session, out, plan, start_iter, data, report):
+    """Write the plan, the report (a resumed run keeps the first run's) and config (rank 0), then fine-tune
+    with `data`, or without data save the pruned weights."""
     from ..config import dump_config
     from ..engine import distributed
     from ..engine.checkpoint import save_checkpoint
@@ -132,6 +164,8 @@ def _save_and_fine_tune(cfg, session, out, plan, start_iter, data):
     if distributed.is_main():  # everything is validated: from here on rank 0 writes
         out.open()
         plan.save(os.path.join(out.path, plans.PLAN_FILE))
+        if report is not None:
+            prune_report.save(os.path.join(out.path, prune_report.FILE), report)
         dump_config(cfg, os.path.join(out.path, "config.yml"))
         _remove_stale_checkpoints(out, meta["plan_sha1"])
     if data is not None:
@@ -176,13 +210,11 @@ def _ratios_for_target(program, scope, args, params):
     """Per-weight ratios hitting --target_flops, from the sensitivities file (params limit the candidates),
     or without one the same ratio for every listed (default: every prunable) conv."""
     from ..core.criteria import get_criterion
-    from ..prune import load_sensitivities, ratios_for_flops
+    from ..prune import ratios_for_flops
 
     if not args.sensitivities_file:
         return _uniform_for_target(program, scope, args, params)
-    sens = load_sensitivities(args.sensitivities_file)
-    if not sens:
-        raise runner.UsageError(f"no sensitivities in '{args.sensitivities_file}': run tools/sensitive.py first")
+    sens = _sensitivities(args)
     if params:
         sens = {p: v for p, v in sens.items() if p in params}
     ratios = ratios_for_flops(program, sens, args.target_flops, round_to=args.round_to, scope=scope,
@@ -193,6 +225,18 @@ def _ratios_for_target(program, scope, args, params):
           + ", ".join(f"{p}={ratios[p]:.3f}" for p in chosen))
     _print_notes(ratios)
     return chosen, [ratios[p] for p in chosen]
+
+
+def _sensitivities(args):
+    """The --sensitivities_file's sensitivities (None without one)."""
+    from ..prune import load_sensitivities
+
+    if not args.sensitivities_file:
+        return None
+    sens = load_sensitivities(args.sensitivities_file)
+    if not sens:
+        raise runner.UsageError(f"no sensitivities in '{args.sensitivities_file}': run tools/sensitive.py first")
+    return sens
 
 
 def _uniform_for_target(program, scope, args, params):
@@ -214,16 +258,6 @@ def _uniform_for_target(program, scope, args, params):
 def _print_notes(result):
     for note in result.notes:
         print(f"note: {note}")
-
-
-def _print_costs(before, after, plan):
-    rows = [
-        ("FLOPs (MACs)", f"{before['flops'] / 1e6:.2f}M", f"{after['flops'] / 1e6:.2f}M", f"{1 - after['flops'] / before['flops']:.1%}"),
-        ("parameters", f"{before['params'] / 1e6:.3f}M", f"{after['params'] / 1e6:.3f}M", f"{1 - after['params'] / before['params']:.1%}"),
-    ]
-    table.print_table("pruning:", ("", "before", "after", "removed"), rows)
-    for e in plan.entries:
-        print(f"  {e.param}: {e.size} -> {e.size - len(e.pruned)} channels (ratio {e.ratio:g})")
 
 
 main = runner.exit_zero(run)

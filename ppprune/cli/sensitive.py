@@ -3,7 +3,7 @@ of its channels. Resumable (results are saved after every evaluation), shardable
 machines, with a plot and suggested ratios.
 
     python tools/sensitive.py -c CFG -o weights=output/<config>/model_final [--pruned_params a,b] \\
-        [--pruned_ratios 0.1,0.2,0.3] [-s sens.pkl] [--shard 0/2] [--loss 0.05] [--target_flops 0.3]
+        [--pruned_ratios 0.1,0.2,0.3] [-s sens.pkl] [--shard 0/2] [--loss 0.05] [--target_flops 0.3] [--target_latency 0.3]
     python tools/sensitive.py -c CFG --merge shard0.pkl shard1.pkl -s sens.pkl --target_flops 0.3
 
 Here `--pruned_ratios` is the grid of ratios tried on every weight (default 0.1 ... 0.9); without
@@ -19,7 +19,7 @@ merge with other inputs is refused, nothing written; `--restart` measures the fi
 """
 import os
 
-from . import flags, paths, plans, runner
+from . import flags, latency, paths, plans, runner
 
 
 def parse_args(argv=None):
@@ -32,6 +32,7 @@ def parse_args(argv=None):
     p.add_argument("--merge", nargs="+", default=None, metavar="FILE", help="merge shard files into -s and report")
     p.add_argument("--loss", type=float, default=None, help="suggest ratios keeping each weight's loss under this")
     p.add_argument("--target_flops", type=float, default=None, help="suggest ratios removing this share of FLOPs")
+    latency.add_flags(p, "suggest ratios for it, losing the least accuracy")
     p.add_argument("--split", choices=("holdout", "eval"), default="holdout",
                    help="images to measure on: the TrainReader's held-out ones (default) or the EvalReader's (warned)")
     p.add_argument("--restart", action="store_true",
@@ -76,6 +77,7 @@ def run(argv=None):
     if ranks.parallel and (args.shard or args.merge):
         raise runner.UsageError("under paddle.distributed.launch each rank takes its shard and rank 0 merges: "
                                 "drop --shard/--merge (or run them in one process)")
+    latency.check_target(args)
     if args.eval_batches is not None and args.eval_batches < 1:
         raise runner.UsageError(f"--eval_batches {args.eval_batches}: give a positive number of batches")
     out = paths.output_dir(args, paths.save_dir(cfg, args.config, "_sensitivity"), inputs=[cfg.get("weights")])
@@ -99,6 +101,8 @@ def run(argv=None):
     else:
         sens = _analyse(cfg, args, out, spec, exe, scope, place, model)
     _report(sens, args, out.path, spec.program, scope)
+    if sens and args.target_latency is not None:
+        _suggest_for_latency(cfg, args, spec, exe, scope, sens)
 
 
 def _analyse(cfg, args, out, spec, exe, scope, place, model):
@@ -265,6 +269,15 @@ def _report(sens, args, out, program, scope):
         for note in found.notes:
             print(f"note: {note}")
         _suggest(ratios)
+
+
+def _suggest_for_latency(cfg, args, spec, exe, scope, sens):
+    timer = latency.LatencyTarget(cfg, args, spec, exe, scope)
+    try:
+        params, ratios = timer.ratios(spec.program, scope, args, None, sens)
+    finally:
+        timer.close()
+    _suggest(dict(zip(params, ratios)))
 
 
 def _suffix(args):

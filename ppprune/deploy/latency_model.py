@@ -21,9 +21,10 @@ from ..core.errors import PruneError
 from ..core.graph import FORWARD
 from ..fsutil import atomic_write
 
-# activations the CPU and GPU backends fuse into the conv before them, with the attributes that shape them
-_FUSED_ACTS = {"relu": (), "relu6": (), "leaky_relu": ("alpha",), "swish": (), "silu": (), "hardswish": (),
-               "sigmoid": (), "mish": ()}
+# activations the CPU and GPU backends fuse into the conv before them, with the attribute that shapes them
+# (by its name in PIR, then in the legacy IR)
+_FUSED_ACTS = {"relu": (), "relu6": (), "leaky_relu": (("negative_slope", "alpha"),), "swish": (), "silu": (),
+               "hardswish": (), "sigmoid": (), "mish": ()}
 # the channel shares a block is timed at: (output share, input share)
 _GRID = {"both": [(1, 1), (.5, 1), (1, .5), (.5, .5), (.25, .25), (.25, 1)],
          "out": [(1, 1), (.75, 1), (.5, 1), (.25, 1)],
@@ -77,7 +78,8 @@ def _fused_followers(view, out):
         elif op.type == "batch_norm" and not norm:
             norm = True
         elif op.type in _FUSED_ACTS:
-            act = (op.type, tuple(float(op.attr(a)) for a in _FUSED_ACTS[op.type]))
+            act = (op.type, tuple(float(next(v for v in map(op.attr, names) if v is not None))
+                                  for names in _FUSED_ACTS[op.type]))
             break
         else:
             break
@@ -241,7 +243,7 @@ def build_model(view, base_ms, varying, settings, folder=None, measure=True, pro
         t = np.array([table.entries[blocks[name].signature(*p)] for p in ps])
         fits[name] = np.linalg.lstsq(a, t, rcond=None)[0]
     model = LatencyModel(blocks, fits, base_ms, settings)
-    model.measured = len(missing)
+    model.measured, model.table = len(missing), table.path
     return model
 
 
