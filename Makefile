@@ -11,7 +11,7 @@ install:
 		apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist; fi
 
 test:
-	$(PYTHON) -m pytest -q -p no:cacheprovider
+	$(PYTHON) -m pytest -q -p no:cacheprovider -n 2 --dist loadfile
 
 lint:
 	$(PYTHON) -m pip install -q ruff
