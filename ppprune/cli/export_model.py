@@ -126,7 +126,8 @@ def _export_all(cfg, args, spec, exe, scope, place, plan, base, inputs, stage):
         ref_scope = paddle.static.Scope()
         exe.run(ref.startup, scope=ref_scope)
         if base:
-            load_weights(base, ref_scope, place, ref.param_names, partial=True)  # as prune may have: pretrain_weights
+            load_weights(base, ref_scope, place, ref.param_names, partial=True,  # as prune may have: pretrain_weights
+                         flexible=ref.head_names if cfg.get("ignore_head_shapes") else ())
         original = os.path.join(stage, "original")
         os.makedirs(original)
         models = {"original": (ref.infer, export(ref.infer, exe, ref_scope, original)), **models}

@@ -50,7 +50,8 @@ def run(argv=None):
     session = driver.setup(cfg, "train", parallel=True)
     programs, place, _, scope = session
     if not resumed_plan:
-        load_start_weights(cfg, scope, place, programs.param_names, "pruning (channels ranked on random weights)")
+        load_start_weights(cfg, scope, place, programs.param_names, "pruning (channels ranked on random weights)",
+                           programs.head_names)
     distributed.broadcast_scope(scope, programs.param_names, place)  # the same weights select the same channels
     before = driver.cost(programs.eval.program, scope)
     if args.target_flops is not None and resumed_plan is None:

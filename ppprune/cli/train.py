@@ -36,7 +36,7 @@ def run(argv=None):
         start_iter = load_checkpoint(args.resume_checkpoint, scope, place, programs.param_names, programs.opt_names)["iter"]
         print(f"resumed from {args.resume_checkpoint} at iteration {start_iter}")
     else:
-        load_start_weights(cfg, scope, place, programs.param_names, "training")
+        load_start_weights(cfg, scope, place, programs.param_names, "training", programs.head_names)
     distributed.broadcast_scope(scope, programs.param_names + programs.opt_names, place)
     data = driver.loaders(cfg, args.eval)
 

@@ -16,6 +16,10 @@ from ..fsutil import write_files_atomically
 
 META_KEY = "@meta"
 URL_PREFIXES = ("http://", "https://", "ftp://", "s3://", "hdfs://")
+# paddle.save (PaddleDetection's checkpoints) adds this structured-name -> parameter-name table to a state dict
+NAME_TABLE_KEY = "StructuredToParameterName@@"
+SHAPE_FIX = ("Fix: load weights from the same model config (num_classes, anchors, width and depth); if they were "
+             "saved after pruning, apply the same --pruned_params/--pruned_ratios before loading")
 
 
 class WeightsError(ValueError):
@@ -59,6 +63,7 @@ def _read(path):
     if not isinstance(arrays, dict) or not all(isinstance(k, str) for k in arrays):
         raise WeightsError(f"{path} holds a pickled {type(arrays).__name__}, not a {{name: array}} checkpoint; "
                            "point -o weights= at a .pdparams file saved by ppprune or PaddleDetection")
+    arrays.pop(NAME_TABLE_KEY, None)
     return data, arrays
 
 
@@ -88,54 +93,103 @@ def check_plan(prefix, plan):
 
 def _write_scope(scope, place, arrays, names, source):
     """Copy `arrays[name]` into the scope for each name present; shapes must agree exactly."""
+    bad = _wrong_shapes(scope, arrays, names)
+    if bad:
+        raise WeightsError(f"{source}: {_shape_list(bad, 'the file')}. {SHAPE_FIX}")
     for name in names:
-        if name not in arrays:
-            continue
-        tensor = scope.find_var(name).get_tensor()
-        have, got = tuple(tensor.shape()), tuple(np.shape(arrays[name]))
-        if have != got:
-            raise WeightsError(
-                f"parameter '{name}': {source} has shape {list(got)}, the model has {list(have)}. Fix: load "
-                "weights from the same model config (num_classes, anchors, width `scale`, base_channels); if "
-                "they were saved after pruning, apply the same --pruned_params/--pruned_ratios before loading.")
-        tensor.set(np.asarray(arrays[name]).astype(np.array(tensor).dtype, copy=False), place)
+        if name in arrays:
+            _set(scope, place, name, arrays[name])
 
 
-def load_weights(path, scope, place, param_names, partial=False):
-    """Load parameters from `path` into `scope`; returns (missing, unused). The file must hold every
-    parameter, unless `partial` (pretrain weights, e.g. a backbone trained on ImageNet: the rest keeps its
-    initial values, listed), and then at least one. Tensors of the file the model lacks are listed."""
+def _set(scope, place, name, array):
+    tensor = scope.find_var(name).get_tensor()
+    tensor.set(np.asarray(array).astype(np.array(tensor).dtype, copy=False), place)
+
+
+def _wrong_shapes(scope, arrays, names):
+    """[(name, file shape, model shape)] of the names in `arrays` whose shapes differ from the scope's."""
+    shapes = ((n, list(np.shape(arrays[n])), list(scope.find_var(n).get_tensor().shape())) for n in names if n in arrays)
+    return [(n, got, have) for n, got, have in shapes if got != have]
+
+
+def _shape_list(bad, source):
+    few = "; ".join(f"'{n}': {source} has shape {got}, the model has {have}" for n, got, have in bad[:3])
+    return f"{len(bad)} parameter(s) of other shapes ({few}{' ...' if len(bad) > 3 else ''})"
+
+
+def _few(names, n=3):
+    return ", ".join(names[:n]) + (" ..." if len(names) > n else "")
+
+
+def _by_suffix(arrays, param_names):
+    """A backbone's own checkpoint names its tensors without the model's prefix (`stem.conv1.conv.weight`
+    for `backbone.stem.conv1.conv.weight`): each file key no parameter has is given to the one parameter,
+    if exactly one, that ends with `.<key>` and is not in the file itself."""
+    names = set(param_names)
+    renamed = {}
+    for key, value in arrays.items():
+        if key not in names:
+            owners = [n for n in param_names if n.endswith("." + key) and n not in arrays and n not in renamed]
+            if len(owners) == 1:
+                key = owners[0]
+        renamed[key] = value
+    return renamed
+
+
+def load_weights(path, scope, place, param_names, partial=False, flexible=()):
+    """Load parameters from `path` into `scope`; returns (missing, unused). The file must hold exactly the
+    model's parameters, unless `partial` (pretrain weights, e.g. a backbone trained on ImageNet, whose keys
+    may lack the model's `backbone.` prefix: the rest keeps its initial values, listed), and then at least
+    one. Tensors of `flexible` (a detection head for other classes) whose shapes differ keep their initial
+    values, listed; any other mismatch is refused, one line naming the first few, before anything is set."""
     file = resolve_weights(path)
     arrays = _read(file)[1]
+    if partial:
+        arrays = _by_suffix(arrays, param_names)
     missing = [n for n in param_names if n not in arrays]
     unused = sorted(set(arrays) - set(param_names))
     if missing and (not partial or len(missing) == len(param_names)):
         cover = "none" if len(missing) == len(param_names) else f"{len(param_names) - len(missing)}"
         raise WeightsError(
-            f"{file} holds {cover} of the model's {len(param_names)} parameters (missing: {', '.join(missing[:3])}"
-            f"{' ...' if len(missing) > 3 else ''}; the file has {', '.join(unused[:3]) or 'nothing else'}"
-            f"{' ...' if len(unused) > 3 else ''}): give weights of this config's model"
+            f"{file} holds {cover} of the model's {len(param_names)} parameters (missing: {_few(missing)}; the file "
+            f"has {_few(unused) or 'nothing else'}): give weights of this config's model"
             + ("" if partial else ", or -o pretrain_weights= for weights that cover part of it (e.g. a backbone)"))
-    _write_scope(scope, place, arrays, param_names, file)
-    print(f"loaded {len(param_names) - len(missing)}/{len(param_names)} parameters from {file}")
+    if unused and not partial:
+        raise WeightsError(
+            f"{file} holds {len(unused)} tensor(s) the model lacks ({_few(unused)}): give weights of this config's "
+            "model (same architecture, width and depth), or -o pretrain_weights= to load the tensors that match")
+    bad = _wrong_shapes(scope, arrays, param_names)
+    kept = [n for n, _, _ in bad if n in set(flexible)]
+    bad = [b for b in bad if b[0] not in set(kept)]
+    if bad:
+        raise WeightsError(
+            f"{file}: {_shape_list(bad, 'the file')}. {SHAPE_FIX}; for a head with another class count "
+            "(fine-tuning on new classes) add -o ignore_head_shapes=true")
+    for name in param_names:
+        if name in arrays and name not in kept:
+            _set(scope, place, name, arrays[name])
+    print(f"loaded {len(param_names) - len(missing) - len(kept)}/{len(param_names)} parameters from {file}")
+    if kept:
+        print(f"  {len(kept)} head tensors of other shapes kept their initial values (ignore_head_shapes): "
+              f"{_few(kept, 8)}")
     if missing:
-        print(f"  {len(missing)} kept their initial values (not in the file): {', '.join(missing[:8])}"
-              + (" ..." if len(missing) > 8 else ""))
+        print(f"  {len(missing)} kept their initial values (not in the file): {_few(missing, 8)}")
     if unused:
-        print(f"  {len(unused)} tensors in the file are not in the model: {', '.join(unused[:8])}"
-              + (" ..." if len(unused) > 8 else ""))
+        print(f"  {len(unused)} tensors in the file are not in the model: {_few(unused, 8)}")
     return missing, unused
 
 
-def load_start_weights(cfg, scope, place, param_names, what):
+def load_start_weights(cfg, scope, place, param_names, what, head_names=()):
     """Load the weights a run starts from: `weights` must cover the model, `pretrain_weights` may cover part
-    of it (see `load_weights`). Neither is allowed, as in PaddleDetection (`what` starts from random
+    of it (see `load_weights`); with `ignore_head_shapes: true`, the tensors of `head_names` may differ in
+    shape (a head for other classes). Neither is allowed, as in PaddleDetection (`what` starts from random
     parameters), and said in one line. Returns the path loaded, or None."""
     path = cfg.get("weights") or cfg.get("pretrain_weights")
     if not path:
         print(f"no weights given (-o weights= or pretrain_weights=): {what} starts from randomly initialised parameters")
         return None
-    load_weights(path, scope, place, param_names, partial=not cfg.get("weights"))
+    load_weights(path, scope, place, param_names, partial=not cfg.get("weights"),
+                 flexible=head_names if cfg.get("ignore_head_shapes") else ())
     return path
 
 

@@ -21,7 +21,7 @@ MODES = ("train", "eval", "infer")
 # architecture's own `config_keys`
 GLOBAL_KEYS = ("architecture", "num_classes", "use_gpu", "max_iters", "snapshot_iter", "save_dir", "weights",
                "pretrain_weights", "metric", "VOCMetric", "LearningRate", "Optimizer", "TrainReader",
-               "EvalReader", "demo_data", "filename", "freeze_norm_stats")
+               "EvalReader", "demo_data", "filename", "freeze_norm_stats", "ignore_head_shapes")
 READER_OF = {"train": "TrainReader", "eval": "EvalReader", "infer": "EvalReader"}
 
 
@@ -46,6 +46,8 @@ class Programs:
     eval: ProgramSpec = None
     infer: ProgramSpec = None
     opt_names: list = field(default_factory=list)  # optimizer accumulators of `train`
+    # the tensors of the model's registered head(s): those `ignore_head_shapes` lets differ (other classes)
+    head_names: list = field(default_factory=list)
 
 
 def _build_one(cfg, mode):
@@ -53,7 +55,7 @@ def _build_one(cfg, mode):
     with paddle.static.program_guard(main, startup), paddle.utils.unique_name.guard():
         model = create(ARCHITECTURES, cfg["architecture"], cfg)
         if mode != "train":
-            model.eval()  # BN uses its running statistics and never updates them
+            _eval_mode(model)
         elif cfg.get("freeze_norm_stats"):
             _freeze_norm_stats(model)
         image_shape = cfg[READER_OF[mode]]["image_shape"]
@@ -66,7 +68,17 @@ def _build_one(cfg, mode):
             lr = optim.build_lr(cfg)
             distributed.minimize(optim.build_optimizer(cfg, lr), fetches["loss"])
     params = [p.name for p in model.state_dict().values()]
-    return startup, params, ProgramSpec(main, list(feeds), fetches, lr, network, network_feeds)
+    heads = [p.name for child in model.children() if type(child).__name__ in HEADS for p in child.state_dict().values()]
+    return startup, params, heads, ProgramSpec(main, list(feeds), fetches, lr, network, network_feeds)
+
+
+def _eval_mode(model):
+    """BN uses its running statistics and never updates them. `eval()` alone does not tell a legacy-IR
+    `nn.BatchNorm`: its static op takes `is_test` from the constructor, so it is set here too."""
+    model.eval()
+    for layer in model.sublayers():
+        if isinstance(layer, paddle.nn.BatchNorm):
+            layer._is_test = True
 
 
 def _freeze_norm_stats(model):
@@ -80,6 +92,7 @@ def _freeze_norm_stats(model):
 
 # Top-level values, by type (None: not set); the trainer's numbers are range-checked by `check_train_keys`
 _TOP_TYPES = {"num_classes": (int, {"low": 1}), "use_gpu": (bool, {}), "freeze_norm_stats": (bool, {}),
+              "ignore_head_shapes": (bool, {}),
               "max_iters": (int, {}), "snapshot_iter": (int, {}), "save_dir": (str, {}), "weights": (str, {}),
               "pretrain_weights": (str, {}), "metric": (str, {}), "VOCMetric": (dict, {}), "LearningRate": (dict, {}),
               "Optimizer": ((str, dict), {}), "demo_data": (dict, {})}
@@ -138,8 +151,8 @@ def build_programs(cfg, mode="train"):
     check_config(cfg)
     wanted = {"train": ("train", "eval"), "eval": ("eval",), "infer": ("infer",)}[mode]
     built = {m: _build_one(cfg, m) for m in wanted}
-    startup, param_names, _ = built[wanted[0]]  # params of every mode are the same names
-    programs = Programs(startup, param_names, **{m: spec for m, (_, _, spec) in built.items()})
+    startup, param_names, head_names, _ = built[wanted[0]]  # params of every mode are the same names
+    programs = Programs(startup, param_names, head_names=head_names, **{m: spec for m, (*_, spec) in built.items()})
     if programs.train is not None:
         programs.opt_names = [n for n in persistable_names(programs.train.program) if n not in set(param_names)]
     return programs

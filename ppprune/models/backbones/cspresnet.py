@@ -81,7 +81,7 @@ class EffectiveSELayer(nn.Layer):
 
     def forward(self, x):
         se = paddle.mean(x, axis=[2, 3], keepdim=True)
-        return paddle.multiply(x, activate(self.fc(se), self.act_type))
+        return x * activate(self.fc(se), self.act_type)  # `*`: paddle.multiply takes no legacy Variable
 
 
 class CSPResStage(nn.Layer):
