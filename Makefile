@@ -11,7 +11,8 @@ install:
 		apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist; fi
 
 test:
-	$(PYTHON) -m pytest -q -p no:cacheprovider -n 2 --dist loadfile
+	$(PYTHON) -m pytest -q -p no:cacheprovider -n 2 --dist loadfile -m "not timing"
+	$(PYTHON) -m pytest -q -p no:cacheprovider -m timing
 
 lint:
 	$(PYTHON) -m pip install -q ruff
