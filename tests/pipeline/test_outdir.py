@@ -92,7 +92,8 @@ def test_prune_rerun_with_another_plan_drops_its_old_snapshots(tiny_cli, tmp_pat
     (folder / "mine.txt").write_text("user")
     assert run_in_process("prune", common + ["max_iters=0", "--pruned_params", PARAMS, "--pruned_ratios", "0.5"]) in (0, None)
     assert sorted(n for n in os.listdir(folder) if not n.startswith(".")) == [
-        "config.yml", "mine.txt", "model_final.pdopt", "model_final.pdparams", "plan.json"]
+        "config.yml", "mine.txt", "model_final.pdopt", "model_final.pdparams", "plan.json",
+        "prune_report.json"]
     with open(folder / "model_final.pdopt", "rb") as f:
         from ppprune.core.plan import Plan
 
