@@ -42,3 +42,13 @@ def tiny_cli(tmp_path_factory):
     base = tmp / "out" / "tiny" / "model_final"
     assert os.path.isfile(str(base) + ".pdparams")
     return {"cfg": str(cfg), "base": str(base), "out": tmp / "out", "data": tmp / "demo", "tmp": tmp}
+
+
+def pytest_collection_modifyitems(items):
+    """Modules marked `heavy(seconds)` run first, longest first: with a module per test process, a long
+    module started last would leave the other process idle at the end."""
+    def weight(item):
+        mark = item.get_closest_marker("heavy")
+        return -mark.args[0] if mark else 0
+
+    items.sort(key=weight)  # stable: modules keep their order otherwise

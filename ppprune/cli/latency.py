@@ -62,7 +62,7 @@ class LatencyTarget:
         if not spec.network:
             raise runner.UsageError(f"--target_latency: architecture '{cfg['architecture']}' names no network outputs "
                                     "to time (its predict returns none); prune it with --target_flops or ratios")
-        self.target, self.settings = args.target_latency, settings(cfg, args)
+        self.target, self.settings, self.spec = args.target_latency, settings(cfg, args), spec
         self.inputs = network_inputs(cfg, spec)
         self.tmp = tempfile.TemporaryDirectory(prefix="ppprune-latency-")
         try:
@@ -101,10 +101,18 @@ class LatencyTarget:
             params = params or [row["name"] for row in prunable_params(program)[0]]
         else:
             params = [p for p in sensitivities if not params or p in params]
+        from ..prune.latency_check import PrunedTimer
+
+        criterion = get_criterion(getattr(args, "prune_criterion", "l1_norm"), getattr(args, "group_reduction", None))
+        selector = getattr(args, "idx_selector", "default_idx_selector")
+        timer = PrunedTimer(program, scope, self.spec.network_feeds, self.spec.network, self.original, self.inputs,
+                            self.settings, criterion, selector)
         ratios, self.predicted_ms, self.model = ratios_for_latency(
             program, params, self.target, self.base_ms, self.settings, sensitivities=sensitivities, scope=scope,
-            criterion=get_criterion(getattr(args, "prune_criterion", "l1_norm"), getattr(args, "group_reduction", None)),
-            idx_selector=getattr(args, "idx_selector", "default_idx_selector"), round_to=getattr(args, "round_to", 1))
+            time_pruned=timer, criterion=criterion, idx_selector=selector, round_to=getattr(args, "round_to", 1))
+        for i, r in enumerate(self.model.rounds):
+            print(f"round {i + 1}: asked the model for {r['asked']:.1%} less, predicted {r['predicted_removed']:.1%}, "
+                  f"measured {r['measured_removed']:.1%}")
         print(f"ratios for {self.target:.0%} less latency ({'sensitivities' if sensitivities else 'fewest channels'}; "
               f"predicted {self.predicted_ms:.2f} ms, {1 - self.predicted_ms / self.base_ms:.1%} less; "
               f"{self.model.measured} block time(s) measured, the rest from {self.model.table}): "
@@ -127,6 +135,7 @@ class LatencyTarget:
         s = self.settings
         return {"target": self.target, "settings": s.key(), "device": s.device, "threads": s.threads,
                 "onednn": s.onednn, "table": self.model.table, "table_measured": self.model.measured,
+                "search_rounds": self.model.rounds,
                 "original_ms": self.base_ms, "predicted_ms": predicted, "predicted_removed": 1 - predicted / self.base_ms,
                 "measured_ms": stats, "measured_removed": 1 - measured, "prediction_error": error,
                 "rounds": rounds, "repeat": repeat, "load_average": list(load),

@@ -169,12 +169,57 @@ class _State:
 
 
 def ratios_for_latency(program, params, pruned_latency, base_ms, settings, sensitivities=None, scope=None,
-                       table_folder=None, measure=True, **search_args):
+                       table_folder=None, measure=True, time_pruned=None, rounds=3, tolerance=0.03, **search_args):
     """{param: ratio} removing `pruned_latency` of the measured latency `base_ms` of `program` (the
     network as deployed, timed with `settings`), by the latency model measured on this machine (its
     table reused from `table_folder`). With `sensitivities` the least accuracy is lost per millisecond
-    saved; without, the fewest channels are removed (see the module doc). Returns (ratios, predicted ms, model)."""
+    saved; without, the fewest channels are removed (see the module doc).
+
+    With `time_pruned` (ratios -> measured latency share of the pruned network, e.g.
+    `latency_check.PrunedTimer`) the choice is checked by measurement, since blocks timed alone also save
+    layout conversions the whole network never pays. While the measured saving falls short of the target
+    by more than `tolerance` (up to `rounds` measurements), the model is asked for more: the target scaled
+    by the share of the predicted saving that was measured, or, once a round overshoots, the point between
+    the closest short and overshooting rounds. What the model is asked never drops below the target, and
+    the least-pruned measured choice that meets it is returned (else the one saving most). The measured
+    rounds are left in `model.rounds`. Returns (ratios, predicted ms, model)."""
     search = LatencySearch(program, params, scope, sensitivities, **search_args)
     model = build_model(search.view, base_ms, search.varying(), settings, table_folder, measure)
     ratios = search.ratios(model, pruned_latency)
-    return ratios, search.predicted_ms, model
+    model.rounds = []
+    if time_pruned is None:
+        return ratios, search.predicted_ms, model
+    asked, tried = pruned_latency, []
+    while True:
+        measured = 1 - time_pruned(ratios)
+        predicted = 1 - search.predicted_ms / base_ms
+        model.rounds.append({"asked": asked, "predicted_removed": predicted, "measured_removed": measured})
+        tried.append((asked, measured, ratios, search.predicted_ms))
+        if measured >= pruned_latency - tolerance and (len(tried) == 1 or measured <= pruned_latency + tolerance):
+            break  # met at the first ask, or close enough after a correction
+        short = [t for t in tried if t[1] < pruned_latency - tolerance]
+        if len(tried) >= rounds or not short:
+            break
+        over = [t for t in tried if t[1] >= pruned_latency - tolerance]
+        asked = _next_ask(pruned_latency, max(short, key=lambda t: t[0]),
+                          min(over, key=lambda t: t[0]) if over else None, predicted)
+        try:
+            ratios = search.ratios(model, asked)
+        except PruneError:  # the model cannot go further: keep what was measured
+            break
+    met = [t for t in tried if t[1] >= pruned_latency - tolerance]
+    _, _, ratios, predicted_ms = min(met, key=lambda t: t[1]) if met else max(tried, key=lambda t: t[1])
+    return ratios, predicted_ms, model
+
+
+def _next_ask(target, short, over, predicted):
+    """The saving to ask the model for after the round `short` (asked, measured, ...) fell short of
+    `target`: between it and the closest overshooting round `over` when there is one, else scaled through the last round's measured
+    share of its prediction; never below the target, never 1 or more."""
+    asked, measured = short[:2]
+    if over:
+        a, m = over[:2]
+        ask = asked + (target - measured) * (a - asked) / max(m - measured, 1e-6)
+    else:
+        ask = target * predicted / max(measured, 1e-3)
+    return min(max(ask, target), 0.99)

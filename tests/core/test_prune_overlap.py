@@ -10,6 +10,8 @@ from ppprune.core.errors import PruneError
 from ppprune.prune import Pruner, ratios_for_flops, sensitivity
 from ppprune.prune.report import format_report, prunable_params
 
+pytestmark = pytest.mark.heavy(45)  # seconds, about: heavy modules start first
+
 IRS = ["pir", "legacy"]
 
 

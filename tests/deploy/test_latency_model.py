@@ -12,6 +12,7 @@ from ppprune.core.errors import PruneError
 from ppprune.core.graph import view_of
 from ppprune.deploy.latency_model import Settings, build_model, steady_ms
 from ppprune.prune import Pruner
+from ppprune.prune.latency_check import PrunedTimer
 from ppprune.prune.latency_ratios import LatencySearch, ratios_for_latency
 from tests.helpers import nets, oracle
 
@@ -73,8 +74,19 @@ def test_depthwise_follows_its_producer(model):
 
 
 def test_latency_target_is_met_by_a_normal_plan(model, tmp_path):
+    timer = PrunedTimer(model["main"], model["scope"], ["image"], [model["out"]], model["original"], model["feed"],
+                        Settings(threads=1))
     ratios, predicted, latency = ratios_for_latency(model["main"], PARAMS, 0.4, model["base"], Settings(threads=1),
-                                                    scope=model["scope"], table_folder=model["table"])
+                                                    scope=model["scope"], table_folder=model["table"],
+                                                    time_pruned=timer)
+    # every round was measured; a second round follows a first that fell short, and asks for the target
+    # through the share of the predicted saving that was measured; no round asks for less than the target
+    rounds = latency.rounds
+    assert 1 <= len(rounds) <= 3 and rounds[0]["asked"] == 0.4 and all(r["asked"] >= 0.4 for r in rounds)
+    if len(rounds) > 1:
+        first = rounds[0]
+        assert first["measured_removed"] < 0.4 - 0.03
+        assert rounds[1]["asked"] == pytest.approx(min(0.99, 0.4 * first["predicted_removed"] / first["measured_removed"]))
     assert predicted <= model["base"] * 0.6 + 1e-9
     scope = oracle.copy_scope(model["scope"], oracle.persistable_names(model["main"]))
     pruner = Pruner()

@@ -18,6 +18,8 @@ from ppprune.engine.checkpoint import WeightsError, load_checkpoint
 from ppprune.outdir import MANIFEST
 
 from tests.helpers import ROOT
+
+pytestmark = pytest.mark.heavy(205)  # seconds, about: heavy modules start first
 PARAMS = "yolo_block.0.0.0.conv.weights,yolo_block.0.1.0.conv.weights"
 KILLED = -signal.SIGKILL
 

@@ -14,6 +14,8 @@ from tests.helpers import ROOT
 from tests.pipeline.test_faults import check_folder, leftovers
 from tests.tools.test_bad_input import tree_state
 
+pytestmark = pytest.mark.heavy(60)  # seconds, about: heavy modules start first
+
 PARAMS = "yolo_block.0.0.0.conv.weights"
 MESSAGE = "interrupted ({}); rerun the same command to resume"
 

@@ -20,6 +20,8 @@ from tests.helpers import ROOT, nets, oracle
 from ppprune.core.errors import MissingDependency, PruneError
 from tests.helpers.tools import run_in_process
 
+pytestmark = pytest.mark.heavy(215)  # seconds, about: heavy modules start first
+
 PARAMS = "yolo_block.0.0.0.conv.weights,yolo_block.0.0.1.conv.weights"
 
 

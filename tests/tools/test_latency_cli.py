@@ -13,6 +13,8 @@ from ppprune.deploy import latency_model
 from tests.helpers import oracle
 from tests.helpers.tools import run_in_process
 
+pytestmark = pytest.mark.heavy(60)  # seconds, about: heavy modules start first
+
 # three early convs at the largest resolutions; few blocks keep the table cheap (about 30 timings)
 PARAMS = ["conv2_1_sep_weights", "conv2_2_sep_weights", "conv3_1_sep_weights"]
 TARGET = 0.005  # small: at 96 px per-op overhead dominates, so the three convs can buy only a few percent
@@ -84,6 +86,10 @@ def test_report_says_what_was_asked_and_got(world):
     assert lat["prediction_error"] == pytest.approx(
         (lat["predicted_ms"] / lat["original_ms"]) / (1 - lat["measured_removed"]) - 1)
     assert len(lat["load_average"]) == 2 and lat["rounds"] == 5
+    # the choice was measured before pruning: each search round says what it asked, predicted and measured
+    search = lat["search_rounds"]
+    assert 1 <= len(search) <= 3 and search[0]["asked"] == TARGET and all(r["asked"] >= TARGET for r in search)
+    assert all(set(r) == {"asked", "predicted_removed", "measured_removed"} for r in search)
     assert lat["settings"] == latency_model.Settings(threads=1).key()
     assert lat["table_measured"] == world["measured"] > 0  # the first run measured every block it needed
     assert os.path.isfile(lat["table"]) and lat["table"].startswith(str(world["tmp"] / "cache" / "latency"))

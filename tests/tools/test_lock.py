@@ -24,6 +24,8 @@ from tests.pipeline.test_signals import start
 from tests.tools.test_bad_input import tree_state
 from tests.tools.test_output_safety import _prune, model  # noqa: F401 - the tiny inference model fixture
 
+pytestmark = pytest.mark.heavy(55)  # seconds, about: heavy modules start first
+
 PARAMS = "yolo_block.0.0.0.conv.weights,yolo_block.0.1.0.conv.weights"
 
 
