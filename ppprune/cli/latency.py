@@ -103,6 +103,7 @@ class LatencyTarget:
             params = [p for p in sensitivities if not params or p in params]
         from ..prune.latency_check import PrunedTimer
 
+        # tools/sensitive.py has no criterion flags: its sensitivities were measured with the defaults
         criterion = get_criterion(getattr(args, "prune_criterion", "l1_norm"), getattr(args, "group_reduction", None))
         selector = getattr(args, "idx_selector", "default_idx_selector")
         timer = PrunedTimer(program, scope, self.spec.network_feeds, self.spec.network, self.original, self.inputs,
@@ -136,7 +137,8 @@ class LatencyTarget:
         return {"target": self.target, "settings": s.key(), "device": s.device, "threads": s.threads,
                 "onednn": s.onednn, "table": self.model.table, "table_measured": self.model.measured,
                 "search_rounds": self.model.rounds,
-                "original_ms": self.base_ms, "predicted_ms": predicted, "predicted_removed": 1 - predicted / self.base_ms,
+                "original_ms": self.base_ms, "predicted_ms": predicted,
+                "predicted_removed": 1 - predicted / self.base_ms,
                 "measured_ms": stats, "measured_removed": 1 - measured, "prediction_error": error,
                 "rounds": rounds, "repeat": repeat, "load_average": list(load),
                 "spread_warning": deploy.spread_warning(stats, "original", "pruned")}
@@ -160,11 +162,16 @@ def print_report(latency):
                       [("measured", fmt(**m["original"]), fmt(**m["pruned"]), f"{latency['measured_removed']:.1%}"),
                        ("predicted", f"{latency['original_ms']:.2f}", f"{latency['predicted_ms']:.2f}",
                         f"{latency['predicted_removed']:.1%}")])
-    print(f"target: {latency['target']:.0%} less latency; measured {latency['measured_removed']:.1%} less, predicted "
-          f"{latency['predicted_removed']:.1%} (prediction error {latency['prediction_error']:+.1%} of the pruned latency)")
+    print(f"target: {latency['target']:.0%} less latency; measured {_less(latency['measured_removed'])}, predicted "
+          f"{_less(latency['predicted_removed'])} (prediction error {latency['prediction_error']:+.1%} of the pruned "
+          "latency)")
     if abs(latency["measured_removed"] - latency["target"]) > MISSED:
         print(f"note: the measured latency misses the target by more than {MISSED:.0%}: the latency model predicts the "
               "convs only (concats, upsampling and post-processing are assumed unchanged), and this machine's load "
               "moves timings; rerun on a quiet machine or adjust --target_latency")
     if latency["spread_warning"]:
         print(latency["spread_warning"])
+
+
+def _less(share):
+    return f"{share:.1%} less" if share >= 0 else f"{-share:.1%} more"
