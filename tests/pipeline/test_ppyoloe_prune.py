@@ -1,5 +1,5 @@
 """The whole PP-YOLOE (demo width and depth) with every prunable conv at 0.3 in one call: the pruned program
-computes what the original computes with the same channels zeroed, records true shapes and deploys (PIR)."""
+computes what the original computes with the same channels zeroed and records the shapes it really has."""
 import os
 
 import paddle
@@ -12,7 +12,7 @@ from tests.helpers import ROOT, oracle
 from tests.pipeline.test_ppyoloe import _reference
 
 DEMO = os.path.join(ROOT, "configs", "ppyoloe", "ppyoloe_crn_demo.yml")
-SHAPE = [3, 64, 64]
+SHAPE = [3, 32, 32]  # the deepest map 1 x 1: every op still sees every channel
 
 
 def ppyoloe(x):
@@ -30,10 +30,10 @@ CONVS = [n for n, s in _reference().items() if len(s) == 4 and n != "yolo_head.p
 
 
 @pytest.mark.parametrize("ir", ["pir", "legacy"])
-def test_every_prunable_conv_at_once(ir, tmp_path):
+def test_every_prunable_conv_at_once(ir):
     params = CONVS
-    pruner = oracle.check(ppyoloe, SHAPE, params, [0.3] * len(params), ir, batch=1,
-                          infer_dir=str(tmp_path) if ir == "pir" else None)
+    # Paddle Inference runs a pruned PP-YOLOE in test_ppyoloe_tools (export checks it against the executor)
+    pruner = oracle.check(ppyoloe, SHAPE, params, [0.3] * len(params), ir, batch=1)
     outputs = {p for p in params if ".pred_cls." in p or ".pred_reg." in p}
     assert {s["param"] for s in pruner.plan.skipped} == outputs
     # every other conv loses filters: on its own, or with the convs its channels are tied to (residual sums,

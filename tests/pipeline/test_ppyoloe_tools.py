@@ -21,6 +21,7 @@ def _config(tmp):
 save_dir: {tmp / 'out'}
 max_iters: 2
 snapshot_iter: 2
+Optimizer: {{name: Momentum, momentum: 0.9}}  # one accumulator a parameter, not Adam's four: a quicker build
 demo_data: {{root: {data}, num_train: 8, num_val: 4, image_size: 96, seed: 0}}
 TrainReader:
   dataset: {{dataset_dir: {data}}}
