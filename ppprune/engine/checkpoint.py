@@ -108,7 +108,8 @@ def _set(scope, place, name, array):
 
 def _wrong_shapes(scope, arrays, names):
     """[(name, file shape, model shape)] of the names in `arrays` whose shapes differ from the scope's."""
-    shapes = ((n, list(np.shape(arrays[n])), list(scope.find_var(n).get_tensor().shape())) for n in names if n in arrays)
+    shapes = ((n, list(np.shape(arrays[n])), list(scope.find_var(n).get_tensor().shape()))
+              for n in names if n in arrays)
     return [(n, got, have) for n, got, have in shapes if got != have]
 
 

@@ -55,7 +55,7 @@ def _build_one(cfg, mode):
     with paddle.static.program_guard(main, startup), paddle.utils.unique_name.guard():
         model = create(ARCHITECTURES, cfg["architecture"], cfg)
         if mode != "train":
-            _eval_mode(model)
+            eval_mode(model)
         elif cfg.get("freeze_norm_stats"):
             _freeze_norm_stats(model)
         image_shape = cfg[READER_OF[mode]]["image_shape"]
@@ -72,7 +72,7 @@ def _build_one(cfg, mode):
     return startup, params, heads, ProgramSpec(main, list(feeds), fetches, lr, network, network_feeds)
 
 
-def _eval_mode(model):
+def eval_mode(model):
     """BN uses its running statistics and never updates them. `eval()` alone does not tell a legacy-IR
     `nn.BatchNorm`: its static op takes `is_test` from the constructor, so it is set here too."""
     model.eval()

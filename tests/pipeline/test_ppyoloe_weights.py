@@ -86,8 +86,10 @@ def _damaged(arrays):
     missing = {k: v for k, v in arrays.items() if k not in ("yolo_head.proj_conv.weight", first)}
     unexpected = {**arrays, "yolo_head.anchor_points": np.zeros((8, 2), "float32"), "neck.extra.weight": np.zeros(1)}
     shaped = {**arrays, "neck.fpn_routes.0.conv.weight": np.zeros((10, 384, 1, 1), "float32")}
-    return {"missing": (missing, rf"holds 421 of the model's 423 parameters \(missing: {first}, yolo_head.proj_conv.weight;"),
-            "unexpected": (unexpected, r"holds 2 tensor\(s\) the model lacks \(neck.extra.weight, yolo_head.anchor_points\)"),
+    return {"missing": (missing, rf"holds 421 of the model's 423 parameters \(missing: {first}, "
+                                 r"yolo_head.proj_conv.weight;"),
+            "unexpected": (unexpected, r"holds 2 tensor\(s\) the model lacks \(neck.extra.weight, "
+                                       r"yolo_head.anchor_points\)"),
             "shape": (shaped, r"1 parameter\(s\) of other shapes \('neck.fpn_routes.0.conv.weight': the file has shape "
                               r"\[10, 384, 1, 1\], the model has \[192, 384, 1, 1\]\)")}
 
@@ -114,7 +116,8 @@ def test_a_head_for_other_classes_loads_with_ignore_head_shapes(checkpoint, load
     programs, scope = loaded.programs, oracle.copy_scope(loaded.scope, loaded.programs.param_names)
     initial = {n: np.array(scope.find_var(n).get_tensor()) for n in programs.param_names}
     cfg = {"weights": path}
-    with pytest.raises(WeightsError, match=r"6 parameter\(s\) of other shapes \('yolo_head.pred_cls.0.weight'.*ignore_head_shapes"):
+    refused = r"6 parameter\(s\) of other shapes \('yolo_head.pred_cls.0.weight'.*ignore_head_shapes"
+    with pytest.raises(WeightsError, match=refused):
         load_start_weights(cfg, scope, paddle.CPUPlace(), programs.param_names, "training", programs.head_names)
 
     load_start_weights({**cfg, "ignore_head_shapes": True}, scope, paddle.CPUPlace(), programs.param_names, "training",

@@ -1,0 +1,105 @@
+"""The tools on the demo PP-YOLOE config (96 px, 8 generated images, 2 iterations), in this process: train once,
+then list the convs, prune to half the FLOPs with one ratio and fine-tune, evaluate, export with NMS in
+PaddleDetection's deploy layout, and detect with the exported model."""
+import json
+import os
+
+import pytest
+
+from ppprune import deploy
+from tests.helpers import ROOT
+from tests.helpers.tools import run_in_process
+from tests.pipeline.test_ppyoloe_prune import CONVS
+
+DEMO = os.path.join(ROOT, "configs", "ppyoloe", "ppyoloe_crn_demo.yml")
+
+
+def _config(tmp):
+    data = tmp / "demo"
+    cfg = tmp / "tiny_ppyoloe.yml"
+    cfg.write_text(f"""_BASE_: [{DEMO}]
+save_dir: {tmp / 'out'}
+max_iters: 2
+snapshot_iter: 2
+Optimizer: {{name: Momentum, momentum: 0.9}}  # one accumulator a parameter, not Adam's four: a quicker build
+demo_data: {{root: {data}, num_train: 8, num_val: 4, image_size: 96, seed: 0}}
+TrainReader:
+  dataset: {{dataset_dir: {data}}}
+  batch_size: 2
+  num_workers: 0
+  sample_transforms: []
+  batch_transforms:
+    - BatchRandomResize: {{target_sizes: [96], random_interp: false}}
+    - PadBox: {{num_max_boxes: 20}}
+    - NormalizeImage: {{mean: [0.0, 0.0, 0.0], std: [1.0, 1.0, 1.0], is_scale: true}}
+    - Permute: {{}}
+EvalReader:
+  dataset: {{dataset_dir: {data}}}
+  image_shape: [3, 96, 96]
+  batch_size: 2
+  num_workers: 0
+  sample_transforms:
+    - Resize: {{target_size: 96, interp: 2}}
+    - NormalizeImage: {{mean: [0.0, 0.0, 0.0], std: [1.0, 1.0, 1.0], is_scale: true}}
+    - Permute: {{}}
+""")
+    return str(cfg)
+
+
+def _tool(name, argv, capsys):
+    code = run_in_process(name, argv)
+    captured = capsys.readouterr()
+    out = captured.out + captured.err
+    assert code in (0, None), out
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("ppyoloe_tools")
+    cfg = _config(tmp)
+    assert run_in_process("train", ["-c", cfg]) in (0, None)
+    base = tmp / "out" / "tiny_ppyoloe" / "model_final"
+    assert os.path.isfile(f"{base}.pdparams")
+    return {"cfg": cfg, "base": str(base), "out": tmp / "out", "data": tmp / "demo"}
+
+
+def test_print_params_lists_every_conv(trained, capsys):
+    out = _tool("prune", ["-c", trained["cfg"], "--print_params"], capsys)
+    listed, unprunable = out.split("not prunable:")
+    missing = [p for p in CONVS if p not in listed and p not in unprunable]
+    assert not missing, missing
+    assert sorted(line.split()[0] for line in unprunable.strip().splitlines()) == sorted(
+        p for p in CONVS if ".pred_" in p)  # the output convs alone, each with its reason
+
+
+def test_prune_to_half_the_flops_fine_tune_eval_export_infer(trained, capsys):
+    out = _tool("prune", ["-c", trained["cfg"], "-o", f"weights={trained['base']}", "--target_flops", "0.5"], capsys)
+    assert "uniform ratio for 50% fewer FLOPs" in out and "fine-tuning (plan.json beside) done" in out, out
+    removed = next(line for line in out.splitlines() if line.strip().startswith("FLOPs (MACs)")).split()[-1]
+    assert abs(float(removed.rstrip("%")) - 50) <= 2.0, out  # what the pruned program counts
+    folder = trained["out"] / "tiny_ppyoloe_pruned"
+    plan = json.loads((folder / "plan.json").read_text())
+    assert len({round(e["ratio"], 9) for e in plan["entries"]}) == 1 and plan["entries"]
+    weights = f"weights={folder / 'model_final'}"
+
+    out = _tool("eval", ["-c", trained["cfg"], "-o", weights], capsys)  # the plan beside the weights reshapes the model
+    assert "pruned model: backbone.stem.conv1.conv.weight" in out and "mAP:" in out, out
+
+    export = trained["out"] / "export"
+    out = _tool("export_model", ["-c", trained["cfg"], "-o", weights, "--output_dir", str(export), "--rounds", "1",
+                                 "--repeat", "1"], capsys)
+    assert "Paddle Inference output matches the executor's" in out, out
+    for folder in (export, export / "original"):  # PaddleDetection's deploy layout, the unpruned reference too
+        assert {"model.json", "model.pdiparams", "infer_cfg.yml"} <= set(os.listdir(folder))
+        infer_cfg = deploy.infer_cfg.read(str(folder))[0]
+        assert infer_cfg["arch"] == "YOLO" and infer_cfg["image_shape"] == [3, 96, 96]
+        assert [step["type"] for step in infer_cfg["Preprocess"]] == ["Resize", "NormalizeImage", "Permute"]
+    predictor = deploy.create_predictor(str(export / "model"))
+    assert predictor.input_names == ["image", "scale_factor"] and len(predictor.output_names) == 2  # bbox, bbox_num
+
+    image = sorted((trained["data"] / "JPEGImages").iterdir())[0]
+    out = _tool("infer", ["--model_dir", str(export), "--infer_img", str(image), "--output_dir",
+                          str(trained["out"] / "infer"), "--draw_threshold", "0.0"], capsys)
+    assert f"{image}: " in out and " boxes -> " in out, out
+    assert os.path.isfile(trained["out"] / "infer" / image.name)
