@@ -3,12 +3,16 @@ import paddle
 import paddle.nn.functional as F
 
 
-def varifocal_loss(logits, target_scores, onehot_labels, alpha=0.75, gamma=2.0):
+def varifocal_loss(logits, target_scores, onehot_labels, alpha=0.75, gamma=2.0, from_logits=True):
     """Sum of BCE(sigmoid(logits), target) weighted alpha * p^gamma on negatives and target on positives.
-    Computed from logits: the same value as BCE on probabilities, without log(0)."""
-    score = F.sigmoid(logits)
+    Computed from logits: the same value as BCE on probabilities, without log(0). `from_logits=False`
+    takes probabilities instead (PicoHeadV2's scores are a product of two sigmoids, not one)."""
+    score = F.sigmoid(logits) if from_logits else logits
     weight = alpha * score.pow(gamma) * (1 - onehot_labels) + target_scores * onehot_labels
-    bce = F.binary_cross_entropy_with_logits(logits, target_scores, reduction="none")
+    if from_logits:
+        bce = F.binary_cross_entropy_with_logits(logits, target_scores, reduction="none")
+    else:
+        bce = F.binary_cross_entropy(score, target_scores, reduction="none")
     return (bce * weight).sum()
 
 

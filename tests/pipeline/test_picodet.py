@@ -1,0 +1,115 @@
+"""PicoDet: PaddleDetection's state-dict names and shapes; built from its configs in both IRs it learns a fixed
+batch, evaluates to [N, 6] boxes in original pixels, and prunes exactly (pruned == zeroed) with every conv at 0.3."""
+import ast
+import contextlib
+import os
+
+import numpy as np
+import paddle
+import pytest
+
+from ppprune.config import create, load_config
+from ppprune.engine import build_programs, train_loop
+from ppprune.models.legacy_ops import legacy_ops
+from ppprune.registry import ARCHITECTURES
+
+from tests.helpers import ROOT, oracle
+
+REFERENCE = os.path.join(os.path.dirname(__file__), "fixtures", "picodet_s_320_coco_lcnet.state_dict.txt")
+DEMO = os.path.join(ROOT, "configs/picodet/picodet_lcnet_demo.yml")
+SIZE = 64
+# the demo config at a sixth of its widths, 64 px: the same structure (4 levels, SE, cls_align), cheap to build
+TINY = ["LCNet.scale=0.25", "LCPAN.out_channels=16", "PicoHeadV2.conv_feat.feat_in=16", "PicoHeadV2.conv_feat.feat_out=16",
+        "PicoHeadV2.feat_in_chan=16", "num_classes=3", f"TrainReader.image_shape=[3,{SIZE},{SIZE}]",
+        f"EvalReader.image_shape=[3,{SIZE},{SIZE}]", "LearningRate.base_lr=0.01",
+        "LearningRate.schedulers={LinearWarmup: {start_factor: 0.1, steps: 4}}"]
+IRS = {"pir": contextlib.nullcontext, "legacy": paddle.pir_utils.OldIrGuard}
+
+
+def _reference():
+    rows = [line.rstrip("\n").split("\t") for line in open(REFERENCE) if not line.startswith("#")]
+    return [(name, ast.literal_eval(shape)) for name, shape in rows]
+
+
+def test_picodet_s_has_paddledetection_names_and_shapes():
+    cfg = load_config(os.path.join(ROOT, "configs/picodet/picodet_s_320_coco_lcnet.yml"))
+    with paddle.static.program_guard(paddle.static.Program(), paddle.static.Program()), paddle.utils.unique_name.guard():
+        state = create(ARCHITECTURES, "PicoDet", cfg).state_dict()
+    assert [(k, list(t.shape)) for k, t in state.items()] == _reference()  # names, shapes and order
+    # every tensor is named by its key, but for the output convs PaddleDetection registers twice (one tensor)
+    aliases = {k: t.name for k, t in state.items() if k != t.name}
+    assert aliases == {f"head.head_{kind}{i}.{p}": f"head.head_{kind}_list.{i}.{p}"
+                       for kind in ("cls", "reg") for i in range(4) for p in ("weight", "bias")}
+
+
+@pytest.fixture(scope="module", params=list(IRS))
+def session(request):
+    """Train + eval programs of the tiny demo config in one IR, initialised."""
+    with IRS[request.param]():
+        programs = build_programs(load_config(DEMO, TINY), "train")
+        exe, scope = paddle.static.Executor(paddle.CPUPlace()), paddle.static.Scope()
+        exe.run(programs.startup, scope=scope)
+        yield request.param, programs, exe, scope
+
+
+def fixed_batch(n=2):
+    rng = np.random.default_rng(0)
+    corner = rng.uniform(2, 30, (n, 2, 2))
+    boxes = np.zeros((n, 4, 4), "float32")  # two real boxes, two padding rows per image
+    boxes[:, :2] = np.concatenate([corner, np.minimum(corner + rng.uniform(16, 32, (n, 2, 2)), SIZE - 1)], -1)
+    score = np.zeros((n, 4), "float32")
+    score[:, :2] = 1
+    return {"image": rng.standard_normal((n, 3, SIZE, SIZE)).astype("float32"), "gt_bbox": boxes,
+            "gt_class": rng.integers(0, 3, (n, 4)).astype("int32"), "gt_score": score}
+
+
+def test_learns_a_fixed_batch_then_evaluates_to_boxes_in_original_pixels(session):
+    ir, programs, exe, scope = session
+    with IRS[ir]():
+        losses = []
+        batch = fixed_batch()
+        train_loop(programs.train, exe, scope, [batch], 12, on_iter=lambda it, loss: losses.append(loss))
+        assert np.isfinite(losses).all() and max(losses[-3:]) < 0.8 * losses[0], losses
+
+        assert programs.eval.feeds == ["image", "scale_factor"]
+        fetch = [programs.eval.fetches["bbox"], programs.eval.fetches["bbox_num"]]
+
+        def detect(scale):
+            feed = {"image": batch["image"], "scale_factor": np.full((2, 2), scale, "float32")}
+            with paddle.static.scope_guard(scope):
+                bbox, num = exe.run(programs.eval.program, feed=feed, fetch_list=fetch, return_numpy=False)
+            return np.array(bbox), np.array(num)
+
+        bbox, num = detect(1.0)
+        assert num.shape == (2,) and num.min() > 0 and bbox.shape == (num.sum(), 6)
+        assert set(bbox[:, 0]) <= {0, 1, 2} and (bbox[:, 1] > 0).all() and (bbox[:, 1] <= 1).all()
+        # scale_factor = resized / original: an original twice the input size gets every box doubled
+        big, big_num = detect(0.5)
+        np.testing.assert_array_equal(big_num, num)
+        np.testing.assert_allclose(big[:, 2:], 2 * bbox[:, 2:], rtol=1e-5, atol=1e-3)
+        np.testing.assert_allclose(big[:, :2], bbox[:, :2], rtol=1e-6)
+
+
+def _network(cfg):
+    """image -> the eval network's raw outputs (decoded boxes and class scores, before NMS) in one tensor."""
+
+    def net(image):
+        model = create(ARCHITECTURES, "PicoDet", cfg)
+        model.eval()
+        with legacy_ops():
+            boxes, scores = model.head.decode(model.head(model.neck(model.backbone(image))))
+        return paddle.concat([boxes.flatten(1), scores.flatten(1)], axis=1)
+
+    return net
+
+
+@pytest.mark.parametrize("ir", list(IRS))
+def test_pruning_every_conv_at_0_3_equals_zeroing(ir):
+    net, shape = _network(load_config(DEMO, TINY)), [3, SIZE, SIZE]
+    with oracle.ir_guard(ir):
+        params = oracle.conv_weights(oracle.build(net, shape)[0])
+    pruner = oracle.check(net, shape, params, [0.3] * len(params), ir)
+    skipped = {s["param"] for s in pruner.plan.skipped}
+    # only the output convs keep their channels: class, box and class-alignment (one channel) convs
+    assert skipped == {p for p in params if p.startswith(("head.head_cls", "head.head_reg", "head.cls_align"))}, skipped
+    assert sum(len(e.pruned) for e in pruner.plan.entries) > 0
