@@ -18,8 +18,9 @@ from tests.helpers import ROOT, oracle
 REFERENCE = os.path.join(os.path.dirname(__file__), "fixtures", "picodet_s_320_coco_lcnet.state_dict.txt")
 DEMO = os.path.join(ROOT, "configs/picodet/picodet_lcnet_demo.yml")
 SIZE = 64
-# the demo config at a sixth of its widths, 64 px: the same structure (4 levels, SE, cls_align), cheap to build
-TINY = ["LCNet.scale=0.25", "LCPAN.out_channels=16", "PicoHeadV2.conv_feat.feat_in=16", "PicoHeadV2.conv_feat.feat_out=16",
+# the demo config at a third of its widths, 64 px: the same structure (4 levels, SE, cls_align), cheap to build;
+# Momentum, as the full configs: the demo's Adam doubles the train program (and its first run takes ~20 s)
+TINY = ["Optimizer={name: Momentum, momentum: 0.9}", "LCNet.scale=0.25", "LCPAN.out_channels=16", "PicoHeadV2.conv_feat.feat_in=16", "PicoHeadV2.conv_feat.feat_out=16",
         "PicoHeadV2.feat_in_chan=16", "num_classes=3", f"TrainReader.image_shape=[3,{SIZE},{SIZE}]",
         f"EvalReader.image_shape=[3,{SIZE},{SIZE}]", "LearningRate.base_lr=0.01",
         "LearningRate.schedulers={LinearWarmup: {start_factor: 0.1, steps: 4}}"]
@@ -33,7 +34,8 @@ def _reference():
 
 def test_picodet_s_has_paddledetection_names_and_shapes():
     cfg = load_config(os.path.join(ROOT, "configs/picodet/picodet_s_320_coco_lcnet.yml"))
-    with paddle.static.program_guard(paddle.static.Program(), paddle.static.Program()), paddle.utils.unique_name.guard():
+    main, startup = paddle.static.Program(), paddle.static.Program()  # kept: PIR values die with their program
+    with paddle.static.program_guard(main, startup), paddle.utils.unique_name.guard():
         state = create(ARCHITECTURES, "PicoDet", cfg).state_dict()
     assert [(k, list(t.shape)) for k, t in state.items()] == _reference()  # names, shapes and order
     # every tensor is named by its key, but for the output convs PaddleDetection registers twice (one tensor)
@@ -45,6 +47,7 @@ def test_picodet_s_has_paddledetection_names_and_shapes():
 @pytest.fixture(scope="module", params=list(IRS))
 def session(request):
     """Train + eval programs of the tiny demo config in one IR, initialised."""
+    paddle.seed(0)  # the same initial weights every run (and in both IRs)
     with IRS[request.param]():
         programs = build_programs(load_config(DEMO, TINY), "train")
         exe, scope = paddle.static.Executor(paddle.CPUPlace()), paddle.static.Scope()
@@ -68,8 +71,9 @@ def test_learns_a_fixed_batch_then_evaluates_to_boxes_in_original_pixels(session
     with IRS[ir]():
         losses = []
         batch = fixed_batch()
-        train_loop(programs.train, exe, scope, [batch], 12, on_iter=lambda it, loss: losses.append(loss))
-        assert np.isfinite(losses).all() and max(losses[-3:]) < 0.8 * losses[0], losses
+        train_loop(programs.train, exe, scope, [batch], 30, on_iter=lambda it, loss: losses.append(loss))
+        # ~3.55 -> ~2.8 on average over the last 10 (the task-aligned assignment still moves, so it is not monotone)
+        assert np.isfinite(losses).all() and np.mean(losses[-10:]) < 0.85 * losses[0], losses
 
         assert programs.eval.feeds == ["image", "scale_factor"]
         fetch = [programs.eval.fetches["bbox"], programs.eval.fetches["bbox_num"]]
