@@ -25,6 +25,7 @@ TINY = ["Optimizer={name: Momentum, momentum: 0.9}", "LCNet.scale=0.25", "LCPAN.
         f"EvalReader.image_shape=[3,{SIZE},{SIZE}]", "LearningRate.base_lr=0.01",
         "LearningRate.schedulers={LinearWarmup: {start_factor: 0.1, steps: 4}}"]
 IRS = {"pir": contextlib.nullcontext, "legacy": paddle.pir_utils.OldIrGuard}
+FIRST_LOSSES = {}  # per IR: the same seed and batch must give the same losses in both
 
 
 def _reference():
@@ -74,6 +75,10 @@ def test_learns_a_fixed_batch_then_evaluates_to_boxes_in_original_pixels(session
         train_loop(programs.train, exe, scope, [batch], 30, on_iter=lambda it, loss: losses.append(loss))
         # ~3.55 -> ~2.8 on average over the last 10 (the task-aligned assignment still moves, so it is not monotone)
         assert np.isfinite(losses).all() and np.mean(losses[-10:]) < 0.85 * losses[0], losses
+        # legacy programs build the head and losses through ppprune.models.legacy_ops: same values as PIR
+        FIRST_LOSSES[ir] = losses[:5]
+        if len(FIRST_LOSSES) == 2:
+            np.testing.assert_allclose(FIRST_LOSSES["legacy"], FIRST_LOSSES["pir"], rtol=1e-4)
 
         assert programs.eval.feeds == ["image", "scale_factor"]
         fetch = [programs.eval.fetches["bbox"], programs.eval.fetches["bbox_num"]]
@@ -117,3 +122,17 @@ def test_pruning_every_conv_at_0_3_equals_zeroing(ir):
     # only the output convs keep their channels: class, box and class-alignment (one channel) convs
     assert skipped == {p for p in params if p.startswith(("head.head_cls", "head.head_reg", "head.cls_align"))}, skipped
     assert sum(len(e.pruned) for e in pruner.plan.entries) > 0
+
+
+def test_varifocal_loss_on_probabilities_equals_it_on_logits(dygraph):
+    """PicoHeadV2 feeds the loss probabilities (a product of sigmoids); PP-YOLOE feeds logits."""
+    from ppprune.models.losses.dense import varifocal_loss
+
+    rng = np.random.default_rng(0)
+    logits = paddle.to_tensor(rng.normal(0, 3, (2, 7, 3)).astype("float32"))
+    onehot = paddle.to_tensor(np.eye(3, dtype="float32")[rng.integers(0, 3, (2, 7))] * (rng.random((2, 7, 1)) < 0.4))
+    target = onehot * paddle.to_tensor(rng.random((2, 7, 1)).astype("float32"))
+    on_logits = float(varifocal_loss(logits, target, onehot))
+    assert on_logits > 0
+    np.testing.assert_allclose(float(varifocal_loss(paddle.nn.functional.sigmoid(logits), target, onehot,
+                                                    from_logits=False)), on_logits, rtol=1e-5)
