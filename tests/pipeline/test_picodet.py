@@ -18,12 +18,15 @@ from tests.helpers import ROOT, oracle
 REFERENCE = os.path.join(os.path.dirname(__file__), "fixtures", "picodet_s_320_coco_lcnet.state_dict.txt")
 DEMO = os.path.join(ROOT, "configs/picodet/picodet_lcnet_demo.yml")
 SIZE = 64
-# the demo config at a sixth of its widths, 64 px: the same structure (4 levels, SE, cls_align), cheap to build
-TINY = ["LCNet.scale=0.25", "LCPAN.out_channels=16", "PicoHeadV2.conv_feat.feat_in=16", "PicoHeadV2.conv_feat.feat_out=16",
-        "PicoHeadV2.feat_in_chan=16", "num_classes=3", f"TrainReader.image_shape=[3,{SIZE},{SIZE}]",
-        f"EvalReader.image_shape=[3,{SIZE},{SIZE}]", "LearningRate.base_lr=0.01",
-        "LearningRate.schedulers={LinearWarmup: {start_factor: 0.1, steps: 4}}"]
+# the demo config narrowed (LCNet x0.25, 16-channel neck and head) at 64 px: the same structure (4 levels, SE,
+# cls_align), cheap to build. Momentum, as the full configs: the demo's Adam doubles the train program (and
+# its first PIR run took ~20 s)
+TINY = ["Optimizer={name: Momentum, momentum: 0.9}", "LCNet.scale=0.25", "LCPAN.out_channels=16",
+        "PicoHeadV2.conv_feat.feat_in=16", "PicoHeadV2.conv_feat.feat_out=16", "PicoHeadV2.feat_in_chan=16",
+        "num_classes=3", f"TrainReader.image_shape=[3,{SIZE},{SIZE}]", f"EvalReader.image_shape=[3,{SIZE},{SIZE}]",
+        "LearningRate.base_lr=0.01", "LearningRate.schedulers={LinearWarmup: {start_factor: 0.1, steps: 4}}"]
 IRS = {"pir": contextlib.nullcontext, "legacy": paddle.pir_utils.OldIrGuard}
+FIRST_LOSSES = {}  # per IR: the same seed and batch must give the same losses in both
 
 
 def _reference():
@@ -33,7 +36,8 @@ def _reference():
 
 def test_picodet_s_has_paddledetection_names_and_shapes():
     cfg = load_config(os.path.join(ROOT, "configs/picodet/picodet_s_320_coco_lcnet.yml"))
-    with paddle.static.program_guard(paddle.static.Program(), paddle.static.Program()), paddle.utils.unique_name.guard():
+    main, startup = paddle.static.Program(), paddle.static.Program()  # kept: PIR values die with their program
+    with paddle.static.program_guard(main, startup), paddle.utils.unique_name.guard():
         state = create(ARCHITECTURES, "PicoDet", cfg).state_dict()
     assert [(k, list(t.shape)) for k, t in state.items()] == _reference()  # names, shapes and order
     # every tensor is named by its key, but for the output convs PaddleDetection registers twice (one tensor)
@@ -45,6 +49,7 @@ def test_picodet_s_has_paddledetection_names_and_shapes():
 @pytest.fixture(scope="module", params=list(IRS))
 def session(request):
     """Train + eval programs of the tiny demo config in one IR, initialised."""
+    paddle.seed(0)  # the same initial weights every run (and in both IRs)
     with IRS[request.param]():
         programs = build_programs(load_config(DEMO, TINY), "train")
         exe, scope = paddle.static.Executor(paddle.CPUPlace()), paddle.static.Scope()
@@ -68,8 +73,13 @@ def test_learns_a_fixed_batch_then_evaluates_to_boxes_in_original_pixels(session
     with IRS[ir]():
         losses = []
         batch = fixed_batch()
-        train_loop(programs.train, exe, scope, [batch], 12, on_iter=lambda it, loss: losses.append(loss))
-        assert np.isfinite(losses).all() and max(losses[-3:]) < 0.8 * losses[0], losses
+        train_loop(programs.train, exe, scope, [batch], 30, on_iter=lambda it, loss: losses.append(loss))
+        # ~3.55 -> ~2.8 on average over the last 10 (the task-aligned assignment still moves, so it is not monotone)
+        assert np.isfinite(losses).all() and np.mean(losses[-10:]) < 0.85 * losses[0], losses
+        # legacy programs build the head and losses through ppprune.models.legacy_ops: same values as PIR
+        FIRST_LOSSES[ir] = losses[:5]
+        if len(FIRST_LOSSES) == 2:
+            np.testing.assert_allclose(FIRST_LOSSES["legacy"], FIRST_LOSSES["pir"], rtol=1e-4)
 
         assert programs.eval.feeds == ["image", "scale_factor"]
         fetch = [programs.eval.fetches["bbox"], programs.eval.fetches["bbox_num"]]
@@ -113,3 +123,17 @@ def test_pruning_every_conv_at_0_3_equals_zeroing(ir):
     # only the output convs keep their channels: class, box and class-alignment (one channel) convs
     assert skipped == {p for p in params if p.startswith(("head.head_cls", "head.head_reg", "head.cls_align"))}, skipped
     assert sum(len(e.pruned) for e in pruner.plan.entries) > 0
+
+
+def test_varifocal_loss_on_probabilities_equals_it_on_logits(dygraph):
+    """PicoHeadV2 feeds the loss probabilities (a product of sigmoids); PP-YOLOE feeds logits."""
+    from ppprune.models.losses.dense import varifocal_loss
+
+    rng = np.random.default_rng(0)
+    logits = paddle.to_tensor(rng.normal(0, 3, (2, 7, 3)).astype("float32"))
+    onehot = paddle.to_tensor(np.eye(3, dtype="float32")[rng.integers(0, 3, (2, 7))] * (rng.random((2, 7, 1)) < 0.4))
+    target = onehot * paddle.to_tensor(rng.random((2, 7, 1)).astype("float32"))
+    on_logits = float(varifocal_loss(logits, target, onehot))
+    assert on_logits > 0
+    np.testing.assert_allclose(float(varifocal_loss(paddle.nn.functional.sigmoid(logits), target, onehot,
+                                                    from_logits=False)), on_logits, rtol=1e-5)
