@@ -13,6 +13,8 @@ them from the model class; nothing is keyed by the architecture's name.
 import numpy as np
 import paddle.nn as nn
 
+from .legacy_ops import legacy_ops
+
 
 class Detector(nn.Layer):
     # PaddleDetection's infer_cfg.yml `arch` (names the deploy pipeline) and `min_subgraph_size` (TensorRT)
@@ -43,9 +45,10 @@ class Detector(nn.Layer):
                 "scale_factor": np.array([[image.shape[1] / h, image.shape[2] / w]], dtype="float32")}
 
     def forward(self, inputs, mode="train"):
-        if mode == "train":
-            return {"loss": self.loss(inputs)}
-        bbox, bbox_num, network = self.predict(inputs)
+        with legacy_ops():  # heads, assigners and losses call functions legacy programs cannot build directly
+            if mode == "train":
+                return {"loss": self.loss(inputs)}
+            bbox, bbox_num, network = self.predict(inputs)
         return {"bbox": bbox, "bbox_num": bbox_num, "network": list(network)}
 
     def train_specs(self, image_shape):

@@ -46,27 +46,3 @@ class ConvBN(nn.Layer):
         if self.act == "leaky":
             return F.leaky_relu(x, 0.1)
         return x
-
-
-def _legacy(op_type, inputs, attrs):
-    """Append `op_type` to the current legacy-IR program, as a Paddle 2.x program would hold it."""
-    from paddle.base.layer_helper import LayerHelper
-
-    helper = LayerHelper(op_type)
-    out = helper.create_variable_for_type_inference(next(iter(inputs.values())).dtype)
-    helper.append_op(type=op_type, inputs=inputs, outputs={"Out": out}, attrs=attrs)
-    return out
-
-
-# paddle 3.3.1 binds paddle.sigmoid/matmul (and F.sigmoid) to _C_ops, which take no legacy-IR Variable;
-# the networks' eval programs must build in both IRs, so these two fall back to the legacy op there.
-def sigmoid(x):
-    if paddle.in_dynamic_mode() or paddle.framework.in_pir_mode():
-        return F.sigmoid(x)
-    return _legacy("sigmoid", {"X": x}, {})
-
-
-def matmul(x, y):
-    if paddle.in_dynamic_mode() or paddle.framework.in_pir_mode():
-        return paddle.matmul(x, y)
-    return _legacy("matmul_v2", {"X": x, "Y": y}, {"trans_x": False, "trans_y": False})

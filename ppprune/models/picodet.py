@@ -2,7 +2,6 @@
 from ..config import create
 from ..registry import ARCHITECTURES, BACKBONES, HEADS, NECKS
 from .base import Detector
-from .legacy_ops import legacy_ops
 
 
 @ARCHITECTURES.register
@@ -20,10 +19,6 @@ class PicoDet(Detector):
         backbone = create(BACKBONES, backbone, cfg, name="backbone")
         neck = create(NECKS, neck, cfg, in_channels=backbone.out_channels, name="neck")
         return cls(backbone, neck, create(HEADS, head, cfg, in_channels=neck.out_channels, name="head"))
-
-    def forward(self, inputs, mode="train"):
-        with legacy_ops():  # the head, assigner and losses call functions legacy programs cannot build directly
-            return super().forward(inputs, mode)
 
     def train_specs(self, image_shape):
         # gt_bbox: x1y1x2y2 in input pixels (no NormalizeBox); gt_score is PadBox's 1/0 real-box mask

@@ -17,7 +17,6 @@ from ...registry import HEADS
 from ..assigners.task_aligned import TaskAlignedAssigner
 from ..backbones.cspresnet import ConvBNLayer
 from ..bbox_utils import bbox2distance, distance2bbox, giou_loss
-from ..layers import matmul, sigmoid
 from ..losses.dense import dfl_loss, varifocal_loss
 from .yolo_head import multiclass_nms
 
@@ -36,7 +35,7 @@ class ESEAttn(nn.Layer):
         self.conv = ConvBNLayer(channels, channels, 1, f"{name}.conv", act=act)
 
     def forward(self, feat, avg_feat):
-        return self.conv(feat * sigmoid(self.fc(avg_feat)))  # `*`: paddle.multiply takes no legacy Variable
+        return self.conv(paddle.multiply(feat, F.sigmoid(self.fc(avg_feat))))
 
 
 def _pred_conv(cin, cout, name, bias):
@@ -117,7 +116,7 @@ class PPYOLOEHead(nn.Layer):
 
     def distances(self, reg):
         """Expected (l, t, r, b) distance in strides: softmax over the bins times their values."""
-        return matmul(F.softmax(reg, axis=-1), self.proj.reshape([-1, 1])).squeeze(-1)
+        return paddle.matmul(F.softmax(reg, axis=-1), self.proj.reshape([-1, 1])).squeeze(-1)
 
     def loss(self, outs, gt_bbox, gt_class, gt_mask):
         """gt_bbox [B, n, 4] x1y1x2y2 in input pixels, gt_class [B, n], gt_mask [B, n] (0 for padding rows)."""
@@ -140,7 +139,7 @@ class PPYOLOEHead(nn.Layer):
         """-> (boxes [B, L, 4] in input pixels, scores [B, C, L]): the network's output before NMS."""
         cls, reg, points, strides = outs
         boxes = distance2bbox(points, self.distances(reg) * strides)
-        return boxes, sigmoid(cls).transpose([0, 2, 1])
+        return boxes, F.sigmoid(cls).transpose([0, 2, 1])
 
     def predict(self, boxes, scores, scale_factor):
         """Boxes back to original pixels (scale_factor [B, 2] = resized / original (h, w)), then NMS."""
