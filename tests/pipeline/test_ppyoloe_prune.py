@@ -7,6 +7,7 @@ import pytest
 
 from ppprune.config import create, load_config
 from ppprune.engine.programs import eval_mode
+from ppprune.models.legacy_ops import legacy_ops
 from ppprune.registry import ARCHITECTURES
 from tests.helpers import ROOT, oracle
 from tests.pipeline.test_ppyoloe import _reference
@@ -20,8 +21,9 @@ def ppyoloe(x):
     one [B, L, C + 4 * 17 + 4] tensor (boxes and scores come from these by fixed arithmetic)."""
     model = create(ARCHITECTURES, "PPYOLOE", load_config(DEMO))
     eval_mode(model)
-    cls, reg, _, _ = model.yolo_head(model.neck(model.backbone(x)))
-    return paddle.concat([cls, reg.flatten(2), model.yolo_head.distances(reg)], axis=-1)
+    with legacy_ops():  # what Detector.forward does for the head
+        cls, reg, _, _ = model.yolo_head(model.neck(model.backbone(x)))
+        return paddle.concat([cls, reg.flatten(2), model.yolo_head.distances(reg)], axis=-1)
 
 
 # PaddleDetection's convs of PP-YOLOE-s, whose depth the demo shares (its width is half of -s's):
