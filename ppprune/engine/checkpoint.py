@@ -149,6 +149,8 @@ def load_weights(path, scope, place, param_names, partial=False, flexible=()):
         arrays = _by_suffix(arrays, param_names)
     missing = [n for n in param_names if n not in arrays]
     unused = sorted(set(arrays) - set(param_names))
+    aliases = _second_names(arrays, unused, param_names)
+    unused = [k for k in unused if k not in aliases]
     if missing and (not partial or len(missing) == len(param_names)):
         cover = "none" if len(missing) == len(param_names) else f"{len(param_names) - len(missing)}"
         raise WeightsError(
@@ -177,7 +179,23 @@ def load_weights(path, scope, place, param_names, partial=False, flexible=()):
         print(f"  {len(missing)} kept their initial values (not in the file): {_few(missing, 8)}")
     if unused:
         print(f"  {len(unused)} tensors in the file are not in the model: {_few(unused, 8)}")
+    if aliases:
+        print(f"  {len(aliases)} tensors in the file are second names of loaded ones: {_few(sorted(aliases), 4)}")
     return missing, unused
+
+
+def _second_names(arrays, keys, param_names):
+    """The `keys` whose array is, value for value, that of a parameter the file also holds: PaddleDetection
+    registers some layers twice (PicoHeadV2's `head_cls0` is `head_cls_list.0`), so its state dicts hold
+    one tensor under two keys."""
+    def kind(k):  # shape and the tensor's own name (weight, bias, _mean, ...)
+        return np.shape(arrays[k]), k.rsplit(".", 1)[-1]
+
+    twins = {}
+    for n in param_names:
+        if n in arrays:
+            twins.setdefault(kind(n), []).append(n)
+    return {k for k in keys if any(np.array_equal(arrays[k], arrays[n]) for n in twins.get(kind(k), []))}
 
 
 def load_start_weights(cfg, scope, place, param_names, what, head_names=()):

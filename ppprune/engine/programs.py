@@ -67,8 +67,10 @@ def _build_one(cfg, mode):
         if mode == "train":
             lr = optim.build_lr(cfg)
             distributed.minimize(optim.build_optimizer(cfg, lr), fetches["loss"])
-    params = [p.name for p in model.state_dict().values()]
-    heads = [p.name for child in model.children() if type(child).__name__ in HEADS for p in child.state_dict().values()]
+    # dict.fromkeys: a layer registered under two names (PicoHeadV2's head_cls0 = head_cls_list.0) is one tensor
+    params = list(dict.fromkeys(p.name for p in model.state_dict().values()))
+    heads = list(dict.fromkeys(p.name for child in model.children() if type(child).__name__ in HEADS
+                               for p in child.state_dict().values()))
     return startup, params, heads, ProgramSpec(main, list(feeds), fetches, lr, network, network_feeds)
 
 

@@ -139,3 +139,36 @@ def test_varifocal_loss_on_probabilities_equals_it_on_logits(dygraph):
     assert on_logits > 0
     np.testing.assert_allclose(float(varifocal_loss(paddle.nn.functional.sigmoid(logits), target, onehot,
                                                     from_logits=False)), on_logits, rtol=1e-5)
+
+
+def test_paddledetection_checkpoint_with_each_output_conv_under_two_keys_loads(tmp_path, capsys):
+    """PaddleDetection's PicoDet state dict holds each output conv twice (`head_cls0` and `head_cls_list.0`, one
+    tensor): such a file loads strictly; a second key whose values differ is a tensor the model lacks."""
+    import pickle
+    import re
+
+    from ppprune.cli import driver
+    from ppprune.engine import WeightsError
+    from tests.pipeline.test_ppyoloe_weights import _values
+
+    reference = dict(_reference())
+    second = re.compile(r"head\.head_(cls|reg)(\d)\.")
+    arrays = _values({k: s for k, s in reference.items() if not second.match(k)})
+    for key in reference:  # the second names: the same arrays
+        if second.match(key):
+            arrays[key] = arrays[second.sub(r"head.head_\1_list.\2.", key)]
+    path = tmp_path / "picodet_s_320_coco_lcnet.pdparams"
+    with paddle.base.dygraph.guard():
+        paddle.save({k: paddle.to_tensor(arrays[k]) for k in reference}, str(path))
+    config = os.path.join(ROOT, "configs/picodet/picodet_s_320_coco_lcnet.yml")
+    model = driver.load_model(load_config(config, ["EvalReader.image_shape=[3,64,64]", f"weights={path}"]), "eval", None)
+    assert "16 tensors in the file are second names of loaded ones" in capsys.readouterr().out
+    assert len(model.programs.param_names) == len(reference) - 16
+    for name in model.programs.param_names:
+        np.testing.assert_array_equal(np.array(model.scope.find_var(name).get_tensor()), arrays[name])
+    arrays["head.head_cls0.bias"] = arrays["head.head_cls0.bias"] + 1
+    with open(tmp_path / "other.pdparams", "wb") as f:
+        pickle.dump(arrays, f, protocol=4)
+    with pytest.raises(WeightsError, match=r"holds 1 tensor\(s\) the model lacks \(head.head_cls0.bias\)"):
+        driver.load_model(load_config(config, ["EvalReader.image_shape=[3,64,64]",
+                                               f"weights={tmp_path / 'other.pdparams'}"]), "eval", None)
