@@ -109,5 +109,5 @@ def test_export_mismatch_stops_and_leaves_nothing(tiny_cli, tmp_path, monkeypatc
     code = run_in_process("export_model", ["-c", tiny_cli["cfg"], "-o", f"weights={tiny_cli['base']}", "--output_dir", str(out),
                                  "--repeat", "1"])
     err = capsys.readouterr().err
-    assert code == 2 and "differs from the executor's by up to" in err and "nothing was exported" in err, err
+    assert code == 2 and "differs from the executor's by up to 0.5;" in err and "nothing was exported" in err, err
     assert os.listdir(tmp_path) == []  # no export folder, no staging folder
