@@ -49,7 +49,7 @@ def test_picodet_s_has_paddledetection_names_and_shapes():
 
 
 @pytest.fixture(scope="module", params=list(IRS))
-def session(request):
+def built(request):
     """Train + eval programs of the tiny demo config in one IR, initialised."""
     paddle.seed(0)  # the same initial weights every run (and in both IRs)
     with IRS[request.param]():
@@ -70,8 +70,8 @@ def fixed_batch(n=2):
             "gt_class": rng.integers(0, 3, (n, 4)).astype("int32"), "gt_score": score}
 
 
-def test_learns_a_fixed_batch_then_evaluates_to_boxes_in_original_pixels(session):
-    ir, programs, exe, scope = session
+def test_learns_a_fixed_batch_then_evaluates_to_boxes_in_original_pixels(built):
+    ir, programs, exe, scope = built
     with IRS[ir]():
         losses = []
         batch = fixed_batch()
