@@ -1,10 +1,23 @@
 """Conv + BatchNorm with explicit, stable parameter names (users type them into `--pruned_params`)."""
-import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 from paddle import ParamAttr
 from paddle.nn.initializer import KaimingNormal, Normal
 from paddle.regularizer import L2Decay
+
+
+# activations by the names PaddleDetection's configs give them
+ACTIVATIONS = {"swish": F.swish, "hard_swish": F.hardswish, "hardswish": F.hardswish, "hardsigmoid": F.hardsigmoid,
+               "relu": F.relu, "relu6": F.relu6, "leaky_relu": F.leaky_relu}
+
+
+def activate(x, act):
+    """`x` through the activation a config names (None: unchanged)."""
+    if act is None:
+        return x
+    if act not in ACTIVATIONS:
+        raise ValueError(f"unknown activation '{act}'; use one of {', '.join(ACTIVATIONS)} or none")
+    return ACTIVATIONS[act](x)
 
 
 def conv2d(in_channels, out_channels, kernel_size, weight_name, stride=1, groups=1, bias_name=None,

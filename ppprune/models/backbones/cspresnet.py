@@ -5,24 +5,11 @@ only for deployment), so checkpoints of PaddleDetection's trained models load ke
 """
 import paddle
 import paddle.nn as nn
-import paddle.nn.functional as F
 from paddle import ParamAttr
 from paddle.regularizer import L2Decay
 
 from ...registry import BACKBONES
-from ..layers import ConvBN
-
-
-def activate(x, act):
-    if act is None:
-        return x
-    if act == "swish":
-        return F.swish(x)
-    if act == "hardsigmoid":
-        return F.hardsigmoid(x)
-    if act == "relu":
-        return F.relu(x)
-    raise ValueError(f"unknown activation '{act}'; use swish, hardsigmoid, relu or none")
+from ..layers import ConvBN, activate
 
 
 def scaled(values, mult):

@@ -8,7 +8,7 @@ import paddle.nn as nn
 import paddle.nn.functional as F
 
 from ...registry import BACKBONES
-from ..layers import ConvBN, conv2d
+from ..layers import ConvBN, activate, conv2d
 
 # per stage: (kernel, in channels, out channels, stride, SE) of each block, at scale 1.0
 STAGES = {
@@ -24,19 +24,6 @@ def make_divisible(v, divisor=8):
     """The nearest multiple of `divisor` (at least `divisor`), rounded up where rounding would lose over 10%."""
     rounded = max(divisor, int(v + divisor / 2) // divisor * divisor)
     return rounded + divisor if rounded < 0.9 * v else rounded
-
-
-def activate(x, act):
-    """PaddleDetection's activation names (hard_swish, as its configs spell it)."""
-    if act is None:
-        return x
-    if act in ("hard_swish", "hardswish"):
-        return F.hardswish(x)
-    if act == "relu6":
-        return F.relu6(x)
-    if act == "leaky_relu":
-        return F.leaky_relu(x)
-    raise ValueError(f"unknown activation '{act}'; use hard_swish, relu6, leaky_relu or none")
 
 
 def bn_names(prefix):

@@ -19,7 +19,8 @@ from paddle.nn.initializer import Assign, Constant, Normal
 from ...config import ConfigValueError, check_keys, create
 from ...registry import HEADS
 from ..assigners.task_aligned import TaskAlignedAssigner
-from ..backbones.lcnet import activate, bn_names
+from ..backbones.lcnet import bn_names
+from ..layers import activate
 from ..bbox_utils import EPS, bbox2distance, distance2bbox, giou_loss
 from ..layers import batch_norm, conv2d
 from ..losses.dense import dfl_loss, varifocal_loss

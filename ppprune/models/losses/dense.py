@@ -1,5 +1,4 @@
 """Varifocal and distribution focal losses, per anchor and dense (positives are selected by weights)."""
-import paddle
 import paddle.nn.functional as F
 
 

@@ -10,7 +10,8 @@ import paddle.nn as nn
 import paddle.nn.functional as F
 
 from ...registry import NECKS
-from ..backbones.lcnet import ConvBNLayer, activate, blocks, bn_names
+from ..backbones.lcnet import ConvBNLayer, blocks, bn_names
+from ..layers import activate
 from ..layers import batch_norm, conv2d
 
 
