@@ -8,6 +8,7 @@ paddle's DataLoader hangs (num_workers=0) or loses the exception (workers) when 
 collate function raises, so failures travel to the main process as a pickled `_error` batch and
 are re-raised there with the original type and traceback.
 """
+import os
 import pickle
 import sys
 import traceback
@@ -158,7 +159,8 @@ class DetLoader:
         self._collate = _Collate(batch_transforms, seed)
         self._sampler = _BatchSampler(len(dataset), batch_size, shuffle, drop_last, seed, rank, world)
         self._loader = paddle.io.DataLoader(self._data, batch_sampler=self._sampler, collate_fn=self._collate,
-                                            num_workers=num_workers, return_list=True)
+                                            num_workers=num_workers, return_list=True,
+                                            use_shared_memory=num_workers > 0 and _roomy_shared_memory())
 
     def __len__(self):
         return len(self._sampler)
@@ -181,6 +183,16 @@ class DetLoader:
             shutdown = getattr(batches, "_try_shutdown_all", None)
             if shutdown is not None:
                 shutdown()
+
+
+def _roomy_shared_memory(least=2**30):
+    """Whether /dev/shm has `least` bytes free. Containers often mount 64 MB there (Docker's default), and
+    workers passing batches through a full one stall; below 1 GB batches go through pipes instead."""
+    try:
+        stat = os.statvfs("/dev/shm")
+    except OSError:
+        return False
+    return stat.f_bavail * stat.f_frsize >= least
 
 
 def build_dataloader(dataset, batch_size, shuffle=False, drop_last=False, num_workers=0,

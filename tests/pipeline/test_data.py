@@ -443,7 +443,8 @@ def test_loader_reraises_worker_errors(demo_root):
 
 
 _WORKERS_SCRIPT = """
-import sys, numpy as np
+import faulthandler, sys, numpy as np
+faulthandler.dump_traceback_later(200, exit=True)  # a hang prints where every thread waits, then fails
 from ppprune.data import VOCDataSet, build_dataloader
 root, sample, batch = sys.argv[1], eval(sys.argv[2]), eval(sys.argv[3])
 ds = VOCDataSet(root, "train.txt", transforms=sample)
@@ -453,6 +454,12 @@ for x, y in zip(make(0), make(2)):
     for key in x:
         np.testing.assert_array_equal(x[key], y[key])
 print("same batches with 0 and 2 workers")
+import ppprune.data.loader as loader
+loader._roomy_shared_memory = lambda: False  # as in a container with a small /dev/shm
+for x, y in zip(make(0), make(2)):
+    for key in x:
+        np.testing.assert_array_equal(x[key], y[key])
+print("and without shared memory")
 ds = VOCDataSet(root, "val.txt", transforms=[{"Resize": {"target_size": 64}}])
 ds.records[2] = {**ds.records[2], "im_file": root + "/gone.jpg"}
 try:
@@ -472,6 +479,7 @@ def test_loader_workers_in_a_fresh_process(demo_root):
     out = subprocess.run([sys.executable, "-c", _WORKERS_SCRIPT, str(demo_root), repr(TRAIN_SAMPLE), repr(TRAIN_BATCH)],
                          capture_output=True, text=True, timeout=240, cwd=ROOT)
     assert "same batches with 0 and 2 workers" in out.stdout, out.stderr[-2000:]
+    assert "and without shared memory" in out.stdout, out.stderr[-2000:]
     assert "re-raised:" in out.stdout and "gone.jpg" in out.stdout, out.stderr[-2000:]
 
 
