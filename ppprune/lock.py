@@ -6,7 +6,10 @@ The file is created with O_CREAT|O_EXCL, so of two runs exactly one gets it. A l
 (on this host: no such pid, a zombie, or the pid now belongs to a process started at another time) is
 taken over, with a note on stderr; the takeover happens under `flock` on the old file, so of two runs taking
 over the same stale lock only one wins. A lock from another host cannot be checked from here: it counts as
-live unless the user passes --overwrite (saying that run is over). Locks are released when the run ends
+live unless the user passes --overwrite (saying that run is over). A lock file whose content names no run
+(empty: a run killed between creating and writing it; cut short; edited) proves nothing either way: once it
+has stayed so for the retry window (a run that just created its lock writes it at once) it is refused the
+same way, unless --overwrite. Locks are released when the run ends
 (`release_all`: the CLI runner's `finally`, and at exit); a SIGKILLed run leaves a stale lock behind.
 """
 import atexit
@@ -22,6 +25,7 @@ from . import fsutil
 PREFIX = ".ppprune-lock."
 HOST = socket.gethostname()
 ATTEMPTS = 40
+PID_MAX = 2**31 - 1  # pid_t
 _held = {}  # lock path -> the content this process wrote
 
 
@@ -63,14 +67,22 @@ def _running(holder):
     return fsutil._pid_alive(holder["pid"])
 
 
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _holder(raw):
+    """The run `raw` names ({pid, host, start}), or None when it is not a lock ppprune wrote."""
     try:
         holder = json.loads(raw)
-        if isinstance(holder, dict) and isinstance(holder.get("pid"), int) and isinstance(holder.get("host"), str):
-            return holder
-    except ValueError:
-        pass
-    return None
+    except (ValueError, RecursionError):  # RecursionError: brackets nested deeper than json decodes
+        return None
+    if not isinstance(holder, dict):
+        return None
+    pid, start = holder.get("pid"), holder.get("start")
+    # A pid outside 1..PID_MAX would make os.kill signal a process group, all processes, or overflow.
+    valid = _is_int(pid) and 0 < pid <= PID_MAX and (start is None or _is_int(start))
+    return holder if valid and isinstance(holder.get("host"), str) else None
 
 
 def acquire(folder, take_foreign=False):
@@ -113,27 +125,15 @@ def _take_over(folder, lock, mine, take_foreign, last):
                 return False
         except FileNotFoundError:
             return False
-        holder = _holder(os.read(fd, 4096))
-        if holder is None:  # being written by the run that created it, or damaged
-            if last:
-                raise LockError(f"the lock file '{lock}' of output folder '{folder}' is empty or damaged: if no "
-                                "ppprune run writes that folder, remove the lock file and rerun")
+        try:
+            raw = os.read(fd, 4096)
+        except OSError as e:  # a folder under the lock's name, say: not ours to replace
+            raise LockError(f"the lock file '{lock}' of output folder '{folder}' cannot be read ({e.strerror}): "
+                            f"remove it if no other run is writing to '{folder}'") from None
+        holder = _holder(raw)
+        if holder is None and not last:  # the run that created it may be writing it: look again shortly
             return False
-        who = f"pid {holder['pid']} on host '{holder['host']}'"
-        if holder["host"] == HOST:
-            if holder["pid"] == mine["pid"] and holder.get("start") == mine["start"]:
-                note = None  # this process's own, from an earlier OutputDir of the same run
-            elif _running(holder):
-                raise LockError(f"output folder '{folder}' is being written by another ppprune run ({who}, lock "
-                                f"file '{lock}'): wait for it to end")
-            else:
-                note = f"note: taking over the lock of '{folder}' left by {who}, which is no longer running"
-        elif take_foreign:
-            note = f"note: taking over the lock of '{folder}' held by {who} (--overwrite)"
-        else:
-            raise LockError(f"output folder '{folder}' is locked by a ppprune run on another host ({who}, lock file "
-                            f"'{lock}'), which cannot be checked from here: wait for it to end, or if it is over "
-                            "pass --overwrite to take the lock over")
+        note = _takeover_note(folder, lock, holder, raw, mine, take_foreign)
         with fsutil.atomic_write(lock, announce=False) as f:  # one rename: the folder is never unlocked
             f.write(json.dumps(mine))
         if note:
@@ -141,6 +141,31 @@ def _take_over(folder, lock, mine, take_foreign, last):
         return True
     finally:
         os.close(fd)
+
+
+def _takeover_note(folder, lock, holder, raw, mine, take_foreign):
+    """What to say on replacing the lock `holder` wrote (None: this process's own); raises `LockError` when
+    it may not be replaced."""
+    if holder is None:
+        if take_foreign:
+            return f"note: taking over the damaged lock of '{folder}' (--overwrite)"
+        state = "empty" if not raw.strip() else "damaged (it names no ppprune run)"
+        raise LockError(f"the lock file '{lock}' of output folder '{folder}' is {state}, so it cannot tell whether "
+                        f"a run is writing that folder: remove it if no other run is writing to '{folder}', or pass "
+                        "--overwrite")
+    who = f"pid {holder['pid']} on host '{holder['host']}'"
+    if holder["host"] == HOST:
+        if holder["pid"] == mine["pid"] and holder.get("start") == mine["start"]:
+            return None  # this process's own, from an earlier OutputDir of the same run
+        if _running(holder):
+            raise LockError(f"output folder '{folder}' is being written by another ppprune run ({who}, lock "
+                            f"file '{lock}'): wait for it to end")
+        return f"note: taking over the lock of '{folder}' left by {who}, which is no longer running"
+    if take_foreign:
+        return f"note: taking over the lock of '{folder}' held by {who} (--overwrite)"
+    raise LockError(f"output folder '{folder}' is locked by a ppprune run on another host ({who}, lock file "
+                    f"'{lock}'), which cannot be checked from here: wait for it to end, or if it is over "
+                    "pass --overwrite to take the lock over")
 
 
 def release(folder):
@@ -154,7 +179,7 @@ def _release(lock):
         return
     del _held[lock]
     try:
-        with open(lock) as f:
+        with open(lock, "rb") as f:  # bytes: whatever replaced it, no decoding error here
             if _holder(f.read()) == mine:  # not after another host's run took it over with --overwrite
                 os.remove(lock)
     except OSError:

@@ -16,6 +16,7 @@ import threading
 import numpy as np
 from PIL import Image
 
+from ppprune.config import ConfigValueError, create
 from ppprune.registry import TRANSFORMS
 
 PER_BOX_FIELDS = ("gt_bbox", "gt_class", "gt_score", "difficult", "is_crowd")
@@ -400,10 +401,13 @@ def build_transform(spec):
     if not isinstance(spec, dict) or len(spec) != 1:
         raise ValueError(f"a transform spec is a one-key dict like {{'Resize': {{'target_size': 320}}}}, got {spec!r}")
     (name, kwargs), = spec.items()
-    try:
-        return TRANSFORMS.build(name, **(kwargs or {}))
-    except TypeError as e:
-        raise TypeError(f"bad arguments for transform {name}: {e}") from None
+    try:  # create: a misspelt argument is refused by name, with the nearest right one
+        return create(TRANSFORMS, name, {name: kwargs or {}})
+    except ConfigValueError:
+        raise
+    except (TypeError, ValueError) as e:  # a required argument missing, a value the transform refuses
+        raise ConfigValueError(f"bad arguments for transform {name}: {e}; fix them in the reader's "
+                               "transforms") from None
 
 
 def build_transforms(specs):

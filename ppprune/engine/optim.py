@@ -3,23 +3,49 @@
     LearningRate:
       base_lr: 0.001
       schedulers:                 # applied in order, each wrapping the previous one
-        PiecewiseDecay: {gamma: 0.1, milestones: [400, 550]}
+        PiecewiseDecay: {gamma: 0.1, milestones: [400, 550]}   # or values: [0.001, 0.0001, 0.00001]
         LinearWarmup: {start_factor: 0.0, steps: 50}
     Optimizer: {name: Momentum, momentum: 0.9, l2_decay: 0.0005}   # or {name: Adam} (no decay)
 """
 import paddle
 from paddle.regularizer import L2Decay
 
-from ..config import create
+from ..config import ConfigValueError, create
+from ..config.checks import need
 from ..registry import LR_SCHEDULES, OPTIMIZERS
 
 
+PIECEWISE = "LearningRate.schedulers.PiecewiseDecay"
+
+
 @LR_SCHEDULES.register
-def PiecewiseDecay(base_lr, inner, gamma=0.1, milestones=()):  # noqa: N802 - registered by class-like name
-    """base_lr, then times gamma after each milestone (iterations). Must come first: it replaces `inner`."""
+def PiecewiseDecay(base_lr, inner, gamma=0.1, milestones=None, values=None):  # noqa: N802 - a class-like name
+    """base_lr, then times gamma after each milestone (iterations); `values` (one more than the milestones)
+    gives every interval's rate instead. Must come first: it replaces `inner`."""
     if not isinstance(inner, float):
-        raise ValueError("PiecewiseDecay must be the first entry of LearningRate.schedulers")
-    return paddle.optimizer.lr.PiecewiseDecay(list(milestones), [base_lr * gamma ** i for i in range(len(milestones) + 1)])
+        raise ConfigValueError("PiecewiseDecay must be the first entry of LearningRate.schedulers (the others wrap "
+                               "the rate it sets); move it up")
+    milestones = _milestones(milestones)
+    if values is None:
+        need(f"{PIECEWISE}.gamma", gamma, float, above=0)
+        values = [base_lr * gamma ** i for i in range(len(milestones) + 1)]
+    elif not isinstance(values, list) or len(values) != len(milestones) + 1:
+        raise ConfigValueError(f"{PIECEWISE}.values is {values!r}; give {len(milestones) + 1} learning rates for "
+                               f"{len(milestones)} milestones (one before the first milestone and one after each)")
+    for i, value in enumerate(values):
+        need(f"{PIECEWISE}.values[{i}]", value, float, low=0)
+    return paddle.optimizer.lr.PiecewiseDecay(milestones, values)
+
+
+def _milestones(milestones):
+    """Iterations in increasing order: paddle takes unordered ones and silently skips a rate."""
+    milestones = need(f"{PIECEWISE}.milestones", milestones, list, optional=True) or []
+    for i, step in enumerate(milestones):
+        need(f"{PIECEWISE}.milestones[{i}]", step, int, low=0)
+    if any(later <= earlier for earlier, later in zip(milestones, milestones[1:])):
+        raise ConfigValueError(f"{PIECEWISE}.milestones is {milestones}; they must be increasing iteration numbers "
+                               f"(fix the config or -o {PIECEWISE}.milestones=...)")
+    return milestones
 
 
 class _Warmup(paddle.optimizer.lr.LinearWarmup):

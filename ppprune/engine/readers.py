@@ -35,10 +35,7 @@ def build_reader(cfg, name, shard=False, every_rank=False):
     dataset = create(DATASETS, {**section["dataset"], "transforms": section.get("sample_transforms")}, cfg)
     if name in ("TrainReader", HOLDOUT):
         _split(dataset, cfg["TrainReader"].get("holdout"), name == HOLDOUT)
-    num_classes = cfg.get("num_classes")
-    if num_classes is not None and getattr(dataset, "num_classes", num_classes) != num_classes:
-        raise ValueError(f"num_classes is {num_classes} but the {name} dataset has {dataset.num_classes} classes "
-                         f"({', '.join(dataset.class_names)}); set -o num_classes={dataset.num_classes}")
+    _check_num_classes(cfg.get("num_classes"), dataset, name)
     ranks, seed = distributed.ranks(), section.get("seed")
     if shard and ranks.parallel:
         seed = distributed.same_value(int(np.random.SeedSequence().entropy) if seed is None else seed)
@@ -47,6 +44,17 @@ def build_reader(cfg, name, shard=False, every_rank=False):
                               drop_last=section.get("drop_last", False), num_workers=section.get("num_workers", 0),
                               batch_transforms=section.get("batch_transforms"), seed=seed, rank=rank, world=world)
     return dataset, loader
+
+
+def _check_num_classes(num_classes, dataset, name):
+    """The config's class count is the dataset's (its label list or categories, read as it was built)."""
+    if num_classes is None or getattr(dataset, "num_classes", num_classes) == num_classes:
+        return
+    names = list(dataset.class_names)
+    shown = ", ".join(names[:8]) + (f", ... ({len(names) - 8} more)" if len(names) > 8 else "")
+    raise ConfigValueError(f"num_classes is {num_classes} but the {name} dataset has {dataset.num_classes} classes "
+                           f"({shown}); set num_classes: {dataset.num_classes} in the config (or -o "
+                           f"num_classes={dataset.num_classes}), or point the dataset at the label list you meant")
 
 
 def has_holdout(cfg):

@@ -185,6 +185,18 @@ def test_lr_warmup_then_absolute_milestones():
     assert lrs == pytest.approx([0.0, 0.1 / 3, 0.2 / 3, 0.1, 0.1, 0.01, 0.01, 0.01, 0.001, 0.001])
 
 
+def test_piecewise_values_set_each_intervals_rate():
+    from ppprune.engine.optim import build_lr
+
+    sched = build_lr({"LearningRate": {"base_lr": 0.1, "schedulers": {
+        "PiecewiseDecay": {"milestones": [2, 4], "values": [0.3, 0.05, 0.02]}}}})
+    lrs = []
+    for _ in range(5):
+        lrs.append(sched())
+        sched.step()
+    assert lrs == pytest.approx([0.3, 0.3, 0.05, 0.05, 0.02])  # the values as given, gamma unused
+
+
 def test_learns_one_fixed_batch_of_demo_images(tmp_path):
     """A real learning check: a few dozen steps on two generated demo images fit them, and the eval program
     (running BN statistics, yolo_box, NMS) then finds each object with its class."""

@@ -99,6 +99,11 @@ BAD_CONFIGS = {
     "anchor_negative": "YOLOv3Head: {anchors: [[-10, 13], [16, 30], [33, 23], [30, 61], [62, 45], [59, 119], [116, 90], "
                        "[156, 198], [373, 326]]}\n",
     "feature_strides": "MobileNetV1: {feature_strides: [3]}\n", "save_dir_list": "save_dir: [1]\n",
+    "transform_unknown_arg": "EvalReader: {sample_transforms: [{Resize: {target_siz: 96}}]}\n",
+    "transform_missing_arg": "EvalReader: {sample_transforms: [{Resize: {interp: 2}}]}\n",
+    "piecewise_unordered": "LearningRate: {base_lr: 0.001, schedulers: {PiecewiseDecay: {milestones: [5, 2]}}}\n",
+    "piecewise_values_count": "LearningRate: {base_lr: 0.001, schedulers: {PiecewiseDecay: {milestones: [5, 8], "
+                              "values: [0.01, 0.001]}}}\n",
 }
 
 
@@ -243,6 +248,17 @@ CASES = [
     ("config-weights-number", "train", ["-o", "weights=5", "save_dir={out}"], "weights is 5; it must be a string"),
     ("config-save_dir-list", "train", ["-c", "{files}/save_dir_list.yml"], "save_dir is [1]; it must be a string"),
     ("config-image_shape-zero", "eval", ["-o", "weights={base}", "EvalReader.image_shape=[3,0,96]"], "EvalReader.image_shape[1] is 0"),
+    ("config-num_classes-not-the-datasets", "train", ["-o", "num_classes=3", "save_dir={out}"],
+     "num_classes is 3 but the TrainReader dataset has 5 classes (trouser, bag, sneaker, shirt, ankle_boot); set "
+     "num_classes: 5 in the config (or -o num_classes=5)"),
+    ("config-transform-unknown-arg", "eval", ["-c", "{files}/transform_unknown_arg.yml", "-o", "weights={base}"],
+     "unknown key 'target_siz' in the config of Resize. Did you mean 'target_size'?"),
+    ("config-transform-missing-arg", "eval", ["-c", "{files}/transform_missing_arg.yml", "-o", "weights={base}"],
+     "bad arguments for transform Resize: Resize.__init__() missing 1 required positional argument: 'target_size'"),
+    ("config-piecewise-unordered", "train", ["-c", "{files}/piecewise_unordered.yml", "-o", "save_dir={out}"],
+     "LearningRate.schedulers.PiecewiseDecay.milestones is [5, 2]; they must be increasing iteration numbers"),
+    ("config-piecewise-values-count", "train", ["-c", "{files}/piecewise_values_count.yml", "-o", "save_dir={out}"],
+     "PiecewiseDecay.values is [0.01, 0.001]; give 3 learning rates for 2 milestones"),
     ("config-image_shape-short", "eval", ["-o", "weights={base}", "EvalReader.image_shape=[96,96]"], "EvalReader.image_shape is [96, 96]; it must be a list of 3 items"),
     # -- architecture numbers, range-checked like the trainer's
     ("arch-scale-negative", "train", ["-o", "MobileNetV1.scale=-1", "save_dir={out}"], "MobileNetV1.scale is -1.0; it must be a number > 0"),

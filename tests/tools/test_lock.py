@@ -1,8 +1,8 @@
 """One run per output folder: two runs started together on one folder (one wins, the other is refused in
 one line and the folder is wholly the winner's); a lock left by a dead process is taken over, a live or
-another host's one refused with nothing changed; SIGKILL at chosen points of prune_inference.py, infer.py
-and sensitive.py --merge leaves each file old or new (never torn), and the same command then succeeds
-(taking over the killed run's lock)."""
+another host's one refused with nothing changed, and so is a damaged one (kept, unless --overwrite);
+SIGKILL at chosen points of prune_inference.py, infer.py and sensitive.py --merge leaves each file old or
+new (never torn), and the same command then succeeds (taking over the killed run's lock)."""
 import json
 import os
 import shutil
@@ -119,6 +119,71 @@ def test_a_live_lock_refuses_and_changes_nothing(model, tmp_path, capfd, holder)
         assert "host 'elsewhere'" in line and "pass --overwrite" in line
         assert run_in_process("prune_inference", _prune(model, out, "--overwrite")) in (0, None)
         assert "held by pid" in capfd.readouterr().err and not os.path.exists(lock.path_for(out))
+
+
+# -- damaged lock files: the lock API in process -------------------------------------------------------------
+_ME = {"host": socket.gethostname()}
+DAMAGED = {"empty": b"", "cut short": b'{"pid": 12', "not a mapping": b"[1, 2]", "no pid": b'{"host": "h"}',
+           "pid true": json.dumps({**_ME, "pid": True}).encode(), "pid -1": json.dumps({**_ME, "pid": -1}).encode(),
+           "pid 0": json.dumps({**_ME, "pid": 0}).encode(), "pid too large": json.dumps({**_ME, "pid": 2**70}).encode(),
+           "start not a number": json.dumps({**_ME, "pid": os.getppid(), "start": "x"}).encode(),
+           "nested too deep": b"[" * 100000, "not text": b"\xff\xfe"}
+
+
+@pytest.fixture
+def no_retry(monkeypatch):
+    monkeypatch.setattr(lock, "ATTEMPTS", 1)  # the content is final: no window for its writer to finish
+
+
+@pytest.mark.parametrize("raw", DAMAGED.values(), ids=DAMAGED)
+def test_a_damaged_lock_is_refused_in_one_line_and_kept(tmp_path, no_retry, raw):
+    from ppprune.outdir import OutputDir, OutputDirError
+
+    out, path = tmp_path / "out", lock.path_for(tmp_path / "out")
+    open(path, "wb").write(raw)
+    with pytest.raises(OutputDirError) as e:  # as a tool meets it
+        OutputDir(out, flag="--output_dir <another folder>").lock()
+    line = str(e.value)
+    assert "\n" not in line and line.startswith(f"the lock file '{path}' of output folder '{out}' is ")
+    assert line.endswith(f"remove it if no other run is writing to '{out}', or pass --overwrite, or write "
+                         "elsewhere with --output_dir <another folder>"), line
+    assert open(path, "rb").read() == raw and os.listdir(tmp_path) == [os.path.basename(path)]
+
+
+def test_overwrite_takes_a_damaged_lock_over(tmp_path, no_retry, capsys):
+    out = tmp_path / "out"
+    open(lock.path_for(out), "wb").write(b"")
+    lock.acquire(out, take_foreign=True)
+    try:
+        assert capsys.readouterr().err == f"note: taking over the damaged lock of '{out}' (--overwrite)\n"
+        assert json.load(open(lock.path_for(out)))["pid"] == os.getpid()
+    finally:
+        lock.release(out)
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_lock_written_within_the_retry_window_is_judged_by_its_content(tmp_path):
+    import threading
+
+    out = tmp_path / "out"
+    open(lock.path_for(out), "wb").write(b"")  # as a run leaves it between creating and writing it
+    writer = threading.Timer(0.2, _write_lock, (out, os.getppid()))  # a live process of this host
+    writer.start()
+    try:
+        with pytest.raises(lock.LockError, match=f"being written by another ppprune run \\(pid {os.getppid()} "):
+            lock.acquire(out)
+    finally:
+        writer.join()
+
+
+def test_a_folder_in_the_locks_place_is_refused_and_kept(tmp_path):
+    out, path = tmp_path / "out", lock.path_for(tmp_path / "out")
+    os.mkdir(path)
+    with pytest.raises(lock.LockError) as e:
+        lock.acquire(out)
+    assert str(e.value) == (f"the lock file '{path}' of output folder '{out}' cannot be read (Is a directory): "
+                            f"remove it if no other run is writing to '{out}'")
+    assert os.path.isdir(path) and os.listdir(path) == []
 
 
 # -- SIGKILL at chosen points (PPPRUNE_KILL_AFTER_WRITES, see tests/pipeline/test_faults.py) -----------------
