@@ -10,8 +10,9 @@ install:
 	-if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && [ ! -d /usr/share/datasets/fashion-mnist ]; then \
 		apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist; fi
 
+# --no-loadscope-reorder: keep tests/conftest.py's order (longest modules first) instead of xdist's (most tests first)
 test:
-	$(PYTHON) -m pytest -q -p no:cacheprovider -n 2 --dist loadfile -m "not timing"
+	$(PYTHON) -m pytest -q -p no:cacheprovider -n 2 --dist loadfile --no-loadscope-reorder -m "not timing"
 	$(PYTHON) -m pytest -q -p no:cacheprovider -m timing
 
 lint:

@@ -23,8 +23,10 @@ KINDS = [
     ("output folders: manifest, leftovers, staged swap", "tests/pipeline/test_outdir.py::"),
     ("SIGKILL tests (each kills at one or more of the writes in the table below)", lambda n: n.startswith("tests/pipeline/test_faults.py::test_") and "killed" in n
      or n.startswith(f"{LOCK}::") and "killed" in n),
-    ("SIGINT / SIGTERM", "tests/pipeline/test_signals.py::"),
-    ("locks: two runs on one folder, dead / live / other-host locks", lambda n: n.startswith(f"{LOCK}::") and "killed" not in n),
+    ("SIGINT / SIGTERM", lambda n: n.startswith("tests/pipeline/test_signals.py::")
+     or n.startswith(f"{LOCK}::") and "interrupted" in n),
+    ("locks: two runs on one folder, dead / live / other-host / damaged locks",
+     lambda n: n.startswith(f"{LOCK}::") and "killed" not in n and "interrupted" not in n),
 ]
 
 

@@ -234,7 +234,9 @@ def run_row(args, r, data, state):
                   channels={p.name: p.shape[0] for p in net.parameters() if len(p.shape) == 4})
     result["top1_pruned"], _ = evaluate(net, data["test"])
     if r["finetune"]:
-        train(net, data["train"], args.finetune_epochs, args.lr * 0.5, r["seed"], args.batch_size)
+        x, y = data["train"]
+        n = args.finetune_size or len(x)
+        train(net, (x[:n], y[:n]), args.finetune_epochs, args.lr * 0.5, r["seed"], args.batch_size)
         result["top1"], result["top5"] = evaluate(net, data["test"])
     export(net, os.path.join(args.work, "models", row_id(r)))
     result["seconds"] = time.time() - tic
@@ -273,7 +275,8 @@ def report(args, state, seconds):
             groups.setdefault((r["name"], r["target"], r["finetune"]), []).append(r)
     sizes = state.data["sizes"]
     lines = [f"MobileNetV1 x{args.scale} on Fashion-MNIST ({sizes['train']} train / {sizes['test']} test images, {SIZE}x{SIZE}); baseline {args.epochs} epochs, every row "
-             f"fine-tuned {args.finetune_epochs} epoch(s); FLOPs, size and latency at 1x3x224x224 with Paddle Inference "
+             f"fine-tuned {args.finetune_epochs} epoch(s)"
+             f"{f' on the first {args.finetune_size} training images' if args.finetune_size else ''}; FLOPs, size and latency at 1x3x224x224 with Paddle Inference "
              f"(CPU, oneDNN), ms min / median / max over {args.rounds} interleaved rounds of {args.repeat} runs; load "
              f"average {state.data['load_1t'][0]:.2f} (1 thread) and {state.data['load_2t'][0]:.2f} (2 threads). "
              f"Whole run: {seconds / 60:.1f} min.", "",
@@ -333,6 +336,7 @@ def main(argv=None):
     p.add_argument("--scale", type=float, default=0.25, help="MobileNetV1 width")
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--finetune-epochs", type=int, default=1)
+    p.add_argument("--finetune-size", type=int, default=0, help="fine-tune on the first N training images (0: all)")
     p.add_argument("--lr", type=float, default=0.1)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--tolerance", type=float, default=0.01, help="allowed miss of each row's FLOPs target")

@@ -3,7 +3,8 @@
 Temp files are named `.tmp-<final name>.<pid>.<random>` in the final file's folder, so a later run can
 tell its dead predecessors' leftovers (`remove_stale_temps`) from a live process's files. Every final
 rename is announced to the hooks in `on_write` (the output-folder manifest registers its files there).
-`PPPRUNE_KILL_AFTER_WRITES=N` (tests only) makes the process SIGKILL itself right after its N-th write.
+`PPPRUNE_KILL_AFTER_WRITES=N` (tests only) makes the process SIGKILL itself right after its N-th write;
+`PPPRUNE_KILL_SIGNAL=SIGINT` (or SIGTERM) sends that signal instead, as a Ctrl-C at that point would.
 """
 import contextlib
 import os
@@ -15,6 +16,7 @@ from .interrupt import deferred
 
 TEMP_PREFIX = ".tmp-"
 KILL_ENV = "PPPRUNE_KILL_AFTER_WRITES"
+KILL_SIGNAL_ENV = "PPPRUNE_KILL_SIGNAL"
 on_write = []  # callables(path) run before a file is renamed into place
 _writes = [0]
 
@@ -55,8 +57,8 @@ def count_write():
     """Called after each final rename; the test-only kill switch counts these."""
     limit = os.environ.get(KILL_ENV)
     _writes[0] += 1
-    if limit and _writes[0] >= int(limit):
-        os.kill(os.getpid(), signal.SIGKILL)
+    if limit and _writes[0] == int(limit):  # once: the handler of a catchable signal writes on its way out
+        os.kill(os.getpid(), getattr(signal, os.environ.get(KILL_SIGNAL_ENV, "SIGKILL")))
 
 
 def _pid_alive(pid):

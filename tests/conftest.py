@@ -46,7 +46,8 @@ def tiny_cli(tmp_path_factory):
 
 def pytest_collection_modifyitems(items):
     """Modules marked `heavy(seconds)` run first, longest first: with a module per test process, a long
-    module started last would leave the other process idle at the end."""
+    module started last would leave the other process idle at the end. `make test` passes
+    --no-loadscope-reorder so that xdist keeps this order (its default puts modules with more tests first)."""
     def weight(item):
         mark = item.get_closest_marker("heavy")
         return -mark.args[0] if mark else 0

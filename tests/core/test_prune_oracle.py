@@ -3,6 +3,8 @@ import pytest
 
 from tests.helpers import nets, oracle
 
+pytestmark = pytest.mark.heavy(35)  # seconds, about: heavy modules start first
+
 IRS = ["pir", "legacy"]
 
 

@@ -10,7 +10,7 @@ from ppprune.core.errors import PruneError
 from ppprune.prune import Pruner, ratios_for_flops, sensitivity
 from ppprune.prune.report import format_report, prunable_params
 
-pytestmark = pytest.mark.heavy(45)  # seconds, about: heavy modules start first
+pytestmark = pytest.mark.heavy(30)  # seconds, about: heavy modules start first
 
 IRS = ["pir", "legacy"]
 

@@ -12,7 +12,7 @@ from tests.helpers import layers, nets, oracle
 from tests.helpers.dygraph import make
 from ppprune.prune.report import prunable_params
 
-pytestmark = pytest.mark.heavy(50)  # seconds, about: heavy modules start first
+pytestmark = pytest.mark.heavy(40)  # seconds, about: heavy modules start first
 
 IRS = ["pir", "legacy"]
 

@@ -17,7 +17,7 @@ from tests.helpers import ROOT
 from tests.helpers.dygraph import MODELS, SHAPE, assert_attrs_true, assert_same, make, run_inference, snapshot
 
 
-pytestmark = [pytest.mark.usefixtures("dygraph"), pytest.mark.heavy(40)]  # heavy: seconds, about
+pytestmark = [pytest.mark.usefixtures("dygraph"), pytest.mark.heavy(45)]  # heavy: seconds, about
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))

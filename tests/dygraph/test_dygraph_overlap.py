@@ -15,7 +15,7 @@ ZOO = {name: ctor for name, (ctor, _) in MODELS.items()}
 ZOO.update(nets.LAYERS)
 
 
-pytestmark = [pytest.mark.usefixtures("dygraph"), pytest.mark.heavy(50)]  # heavy: seconds, about
+pytestmark = [pytest.mark.usefixtures("dygraph"), pytest.mark.heavy(45)]  # heavy: seconds, about
 
 
 @pytest.mark.parametrize("name", sorted(ZOO))

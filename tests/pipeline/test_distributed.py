@@ -17,7 +17,7 @@ from ppprune.prune.sensitive import load_sensitivities, sensitivity_baseline
 
 from tests.helpers import ROOT
 
-pytestmark = pytest.mark.heavy(220)  # seconds, about: heavy modules start first
+pytestmark = pytest.mark.heavy(175)  # seconds, about: heavy modules start first
 PARAMS = "yolo_block.0.0.0.conv.weights,yolo_block.0.0.1.conv.weights,yolo_block.0.1.0.conv.weights"
 
 TRACED_TOOL = '''

@@ -19,16 +19,16 @@ from ppprune.outdir import MANIFEST
 
 from tests.helpers import ROOT
 
-pytestmark = pytest.mark.heavy(205)  # seconds, about: heavy modules start first
+pytestmark = pytest.mark.heavy(160)  # seconds, about: heavy modules start first
 PARAMS = "yolo_block.0.0.0.conv.weights,yolo_block.0.1.0.conv.weights"
 KILLED = -signal.SIGKILL
 
 
-def tool(name, *args, kill_after=None):
+def tool(name, *args, kill_after=None, kill_signal="SIGKILL"):
     env = dict(os.environ, PYTHONWARNINGS="ignore", GLOG_minloglevel="2")
     env.pop("PPPRUNE_KILL_AFTER_WRITES", None)
     if kill_after is not None:
-        env["PPPRUNE_KILL_AFTER_WRITES"] = str(kill_after)
+        env.update(PPPRUNE_KILL_AFTER_WRITES=str(kill_after), PPPRUNE_KILL_SIGNAL=kill_signal)
     proc = subprocess.run([sys.executable, os.path.join(ROOT, "tools", name), *args], capture_output=True, text=True,
                           env=env, timeout=600, cwd=ROOT)
     return proc.returncode, proc.stdout + proc.stderr
@@ -160,7 +160,7 @@ def test_export_killed_leaves_the_old_export_then_reruns(faults):
     cfg, f = faults["cfg"], faults["f"]
     weights = faults.get("pruned") or pytest.skip("needs the prune test first")
     out_dir = f / "export"
-    args = ["-c", cfg, "-o", f"weights={weights}", "--output_dir", str(out_dir), "--repeat", "1"]
+    args = ["-c", cfg, "-o", f"weights={weights}", "--output_dir", str(out_dir), "--repeat", "1", "--rounds", "1"]
     code, out = tool("export_model.py", *args)
     assert code == 0, out
     first = {n: (out_dir / n).read_bytes() for n in ("model.json", "model.pdiparams", "infer_cfg.yml")}

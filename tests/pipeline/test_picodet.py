@@ -15,7 +15,7 @@ from ppprune.registry import ARCHITECTURES
 
 from tests.helpers import ROOT, oracle
 
-pytestmark = pytest.mark.heavy(45)  # seconds, about: heavy modules start first
+pytestmark = pytest.mark.heavy(50)  # seconds, about: heavy modules start first
 
 REFERENCE = os.path.join(os.path.dirname(__file__), "fixtures", "picodet_s_320_coco_lcnet.state_dict.txt")
 DEMO = os.path.join(ROOT, "configs/picodet/picodet_lcnet_demo.yml")

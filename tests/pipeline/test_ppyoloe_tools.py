@@ -11,7 +11,7 @@ from tests.helpers import ROOT
 from tests.helpers.tools import run_in_process
 from tests.pipeline.test_ppyoloe_prune import CONVS
 
-pytestmark = pytest.mark.heavy(80)  # seconds, about: heavy modules start first
+pytestmark = pytest.mark.heavy(70)  # seconds, about: heavy modules start first
 
 DEMO = os.path.join(ROOT, "configs", "ppyoloe", "ppyoloe_crn_demo.yml")
 

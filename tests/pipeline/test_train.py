@@ -13,7 +13,7 @@ from ppprune.engine import checkpoint as ckpt
 
 from tests.helpers import ROOT
 
-pytestmark = pytest.mark.heavy(140)  # seconds, about: heavy modules start first
+pytestmark = pytest.mark.heavy(110)  # seconds, about: heavy modules start first
 DEMO = os.path.join(ROOT, "configs/yolov3/yolov3_mobilenet_v1_demo.yml")
 TINY = ["MobileNetV1.scale=0.25", "YOLOv3Head.base_channels=32", "num_classes=3",
         "TrainReader.image_shape=[3,64,64]", "EvalReader.image_shape=[3,64,64]", "LearningRate.base_lr=0.001",

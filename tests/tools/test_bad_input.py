@@ -20,7 +20,7 @@ from tests.helpers import ROOT, nets, oracle
 from ppprune.core.errors import MissingDependency, PruneError
 from tests.helpers.tools import run_in_process
 
-pytestmark = pytest.mark.heavy(215)  # seconds, about: heavy modules start first
+pytestmark = pytest.mark.heavy(185)  # seconds, about: heavy modules start first
 
 PARAMS = "yolo_block.0.0.0.conv.weights,yolo_block.0.0.1.conv.weights"
 
@@ -539,6 +539,9 @@ DISK_CASES = [  # (id, mount options, tool, argv with {disk}, what the line says
                                              "--pruned_ratios", "0.25"], "No space left on device (ENOSPC); free some space"),
     ("export-disk-full", "size=1m", "export_model", ["-o", "weights={pruned}/model_final", "--output_dir", "{disk}/export",
                                                      "--repeat", "1", "--rounds", "1"], "No space left on device (ENOSPC)"),
+    ("prune-inference-disk-full", "size=256k", "prune_inference", ["--model", "{export}/model", "--output_dir", "{disk}/out",
+                                                                    "--pruned_params", "all", "--pruned_ratios", "0.3"],
+     "is the disk full? Nothing was written to the output folder"),  # paddle's save truncates silently: read back
     ("train-read-only", "ro,size=1m", "train", ["-o", "save_dir={disk}"], "Read-only file system"),
     ("export-into-mount-point", "size=64m", "export_model", ["-o", "weights={pruned}/model_final", "--output_dir", "{disk}",
                                                              "--repeat", "1", "--rounds", "1"], "(EBUSY); it is in use or a mount point"),

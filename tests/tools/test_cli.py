@@ -9,7 +9,7 @@ import pytest
 
 from tests.helpers import ROOT
 
-pytestmark = pytest.mark.heavy(190)  # seconds, about: heavy modules start first
+pytestmark = pytest.mark.heavy(145)  # seconds, about: heavy modules start first
 PARAMS = "yolo_block.0.0.0.conv.weights,yolo_block.0.0.1.conv.weights,yolo_block.0.1.0.conv.weights"
 
 

@@ -13,7 +13,7 @@ from ppprune.deploy import latency_model
 from tests.helpers import oracle
 from tests.helpers.tools import run_in_process
 
-pytestmark = pytest.mark.heavy(60)  # seconds, about: heavy modules start first
+pytestmark = pytest.mark.heavy(30)  # seconds, about: heavy modules start first
 
 # three early convs at the largest resolutions; few blocks keep the table cheap (about 30 timings)
 PARAMS = ["conv2_1_sep_weights", "conv2_2_sep_weights", "conv3_1_sep_weights"]

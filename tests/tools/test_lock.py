@@ -2,7 +2,8 @@
 one line and the folder is wholly the winner's); a lock left by a dead process is taken over, a live or
 another host's one refused with nothing changed, and so is a damaged one (kept, unless --overwrite);
 SIGKILL at chosen points of prune_inference.py, infer.py and sensitive.py --merge leaves each file old or
-new (never torn), and the same command then succeeds (taking over the killed run's lock)."""
+new (never torn), and the same command then succeeds (taking over the killed run's lock); SIGINT or SIGTERM
+there ends the run in one line with the lock released and each file old or new."""
 import json
 import os
 import shutil
@@ -20,11 +21,11 @@ from ppprune.outdir import MANIFEST
 from ppprune.prune import load_sensitivities, merge_sensitive
 from tests.helpers.tools import run_in_process
 from tests.pipeline.test_faults import KILLED, tool
-from tests.pipeline.test_signals import start
+from tests.pipeline.test_signals import MESSAGE, start
 from tests.tools.test_bad_input import tree_state
 from tests.tools.test_output_safety import _prune, model  # noqa: F401 - the tiny inference model fixture
 
-pytestmark = pytest.mark.heavy(55)  # seconds, about: heavy modules start first
+pytestmark = pytest.mark.heavy(90)  # seconds, about: heavy modules start first
 
 PARAMS = "yolo_block.0.0.0.conv.weights,yolo_block.0.1.0.conv.weights"
 
@@ -275,3 +276,53 @@ def test_sensitive_merge_killed_leaves_no_torn_results(tiny_cli, tmp_path, capfd
     _rerun_takes_over("sensitive", merge, folder, capfd)
     assert load_sensitivities(str(folder / "sensitivities.pkl")) == expected
     assert os.path.getsize(folder / "sensitivities.png") > 0
+
+
+# -- SIGINT / SIGTERM at the same points: one line, exit 128 + signal, lock released -----------------------------
+def _interrupted(tool_name, argv, kill_after, signum, folder):
+    name = signal.Signals(signum).name
+    code, log = tool(tool_name, *argv, kill_after=kill_after, kill_signal=name)
+    assert code == 128 + signum and "Traceback" not in log and MESSAGE.format(name) in log.splitlines(), log
+    assert not os.path.exists(lock.path_for(folder))
+    assert not [n for n in os.listdir(folder.parent) if n.startswith((".tmp-", ".export-"))]
+
+
+def test_prune_inference_interrupted_in_staging_keeps_the_old_folder(model, tmp_path):  # noqa: F811
+    out = tmp_path / "out"
+    assert run_in_process("prune_inference", _prune(model, out)) in (0, None)
+    old = _files(out)
+    argv = _prune(model, out, "--pruned_ratios", "0.5")
+    _interrupted("prune_inference.py", argv, 1, signal.SIGTERM, out)  # after plan.json, in the staging folder
+    assert _files(out) == old
+    assert run_in_process("prune_inference", argv) in (0, None)
+    assert {e.ratio for e in Plan.load(out / "plan.json").entries} == {0.5}
+
+
+def test_infer_interrupted_mid_folder_leaves_each_image_old_or_new(detector, tmp_path):
+    out, ref = tmp_path / "drawn", tmp_path / "ref"
+    common = ["--model_dir", str(detector / "export"), "--infer_dir", str(detector / "images")]
+    argv = [*common, "--output_dir", str(out), "--draw_threshold", "0"]
+    assert run_in_process("infer", [*common, "--output_dir", str(out), "--draw_threshold", "1.01"]) in (0, None)
+    assert run_in_process("infer", [*common, "--output_dir", str(ref), "--draw_threshold", "0"]) in (0, None)
+    old, new = _files(out), _files(ref)
+    _interrupted("infer.py", argv, 1, signal.SIGINT, out)  # Ctrl-C after its first picture
+    now = _files(out)
+    assert now.keys() == old.keys() and sorted(now[n] == new[n] for n in now) == [False, False, True]
+    assert all(now[n] in (old[n], new[n]) for n in now)
+    assert run_in_process("infer", argv) in (0, None) and _files(out) == new
+
+
+def test_sensitive_merge_interrupted_leaves_no_torn_results(tiny_cli, tmp_path):
+    args = ["-c", tiny_cli["cfg"], "-o", f"weights={tiny_cli['base']}", f"save_dir={tmp_path}",
+            "VOCMetric.overlap_thresh=0.01", "YOLOv3Head.conf_thresh=0.0", "--split", "eval", "--pruned_params",
+            PARAMS, "--pruned_ratios", "0.5", "--eval_batches", "1"]
+    folder = tmp_path / "tiny_sensitivity"
+    shards = [str(folder / f"sensitivities.shard{i}of2.pkl") for i in range(2)]
+    for i in range(2):
+        assert run_in_process("sensitive", [*args, "--shard", f"{i}/2"]) in (0, None)
+    merge = [*args[:7], "--merge", *shards]
+    _interrupted("sensitive.py", merge, 2, signal.SIGTERM, folder)  # after the results file was emptied
+    assert load_sensitivities(str(folder / "sensitivities.pkl")) == {}
+    assert not os.path.exists(folder / "sensitivities.png")
+    assert run_in_process("sensitive", merge) in (0, None)
+    assert load_sensitivities(str(folder / "sensitivities.pkl")) == merge_sensitive(shards)

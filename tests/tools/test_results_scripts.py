@@ -10,7 +10,7 @@ from ppprune.data.fashion_mnist import fashion_mnist_available
 
 from tests.helpers import ROOT
 
-pytestmark = pytest.mark.heavy(270)  # seconds, about: heavy modules start first
+pytestmark = pytest.mark.heavy(195)  # seconds, about: heavy modules start first
 
 
 def bench(script, *args):
@@ -27,7 +27,7 @@ def test_classification_table_tiny(tmp_path):
     work, report = tmp_path / "work", tmp_path / "table.md"
     # big enough that the baseline learns (about 50% top-1): sensitivities of an untrained net are all ties
     args = ["--train-size", "800", "--val-size", "100", "--test-size", "200", "--epochs", "3", "--batch-size", "32",
-            "--finetune-epochs", "1", "--seeds", "0", "--ratios", "0.3,0.6", "--rounds", "2", "--repeat", "2",
+            "--finetune-epochs", "1", "--finetune-size", "96", "--seeds", "0", "--ratios", "0.3,0.6", "--rounds", "2", "--repeat", "2",
             "--tolerance", "0.05", "--work", str(work), "--report", str(report)]
     out = bench("results_classification.py", *args)
     assert "== uniform + L1 -50%" in out
