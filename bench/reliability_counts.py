@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BAD, LOCK = "tests/tools/test_bad_input.py", "tests/tools/test_lock.py"
+BAD, LOCK, SIGNALS = "tests/tools/test_bad_input.py", "tests/tools/test_lock.py", "tests/pipeline/test_signals.py"
 # (what the cases are, which collected tests: a node id prefix, or a predicate)
 KINDS = [
     ("bad input, tool runs (exit 2, one line, every file unchanged)", f"{BAD}::test_tool_refuses["),
@@ -23,7 +23,7 @@ KINDS = [
     ("output folders: manifest, leftovers, staged swap", "tests/pipeline/test_outdir.py::"),
     ("SIGKILL tests (each kills at one or more of the writes in the table below)", lambda n: n.startswith("tests/pipeline/test_faults.py::test_") and "killed" in n
      or n.startswith(f"{LOCK}::") and "killed" in n),
-    ("SIGINT / SIGTERM", lambda n: n.startswith("tests/pipeline/test_signals.py::")
+    ("SIGINT / SIGTERM", lambda n: n.startswith(f"{SIGNALS}::")
      or n.startswith(f"{LOCK}::") and "interrupted" in n),
     ("locks: two runs on one folder, dead / live / other-host / damaged locks",
      lambda n: n.startswith(f"{LOCK}::") and "killed" not in n and "interrupted" not in n),
@@ -43,7 +43,7 @@ def _matches(kind, node):
 
 
 def main():
-    files = sorted({k.split("::")[0] for _, k in KINDS if isinstance(k, str)} | {BAD, LOCK, "tests/pipeline/test_faults.py"})
+    files = sorted({k.split("::")[0] for _, k in KINDS if isinstance(k, str)} | {BAD, LOCK, SIGNALS, "tests/pipeline/test_faults.py"})
     nodes = collect(files)
     sys.path.insert(0, ROOT)
     from tests.tools.test_bad_input import CASES
