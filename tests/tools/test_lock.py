@@ -257,7 +257,8 @@ def test_infer_killed_mid_folder_leaves_each_image_old_or_new(detector, tmp_path
     assert _files(out) == new
 
 
-def test_sensitive_merge_killed_leaves_no_torn_results(tiny_cli, tmp_path, capfd):
+def _two_shards(tiny_cli, tmp_path):
+    """Two sensitivity shards measured into one folder; returns (folder, shard paths, the merge command)."""
     args = ["-c", tiny_cli["cfg"], "-o", f"weights={tiny_cli['base']}", f"save_dir={tmp_path}",
             "VOCMetric.overlap_thresh=0.01", "YOLOv3Head.conf_thresh=0.0", "--split", "eval", "--pruned_params",
             PARAMS, "--pruned_ratios", "0.5", "--eval_batches", "1"]
@@ -265,7 +266,11 @@ def test_sensitive_merge_killed_leaves_no_torn_results(tiny_cli, tmp_path, capfd
     shards = [str(folder / f"sensitivities.shard{i}of2.pkl") for i in range(2)]
     for i in range(2):
         assert run_in_process("sensitive", [*args, "--shard", f"{i}/2"]) in (0, None)
-    merge = [*args[:7], "--merge", *shards]
+    return folder, shards, [*args[:7], "--merge", *shards]
+
+
+def test_sensitive_merge_killed_leaves_no_torn_results(tiny_cli, tmp_path, capfd):
+    folder, shards, merge = _two_shards(tiny_cli, tmp_path)
     expected = merge_sensitive(shards)
     assert set(expected) == set(PARAMS.split(","))
     # writes: config.yml, the results file emptied for the new record | killed
@@ -313,14 +318,7 @@ def test_infer_interrupted_mid_folder_leaves_each_image_old_or_new(detector, tmp
 
 
 def test_sensitive_merge_interrupted_leaves_no_torn_results(tiny_cli, tmp_path):
-    args = ["-c", tiny_cli["cfg"], "-o", f"weights={tiny_cli['base']}", f"save_dir={tmp_path}",
-            "VOCMetric.overlap_thresh=0.01", "YOLOv3Head.conf_thresh=0.0", "--split", "eval", "--pruned_params",
-            PARAMS, "--pruned_ratios", "0.5", "--eval_batches", "1"]
-    folder = tmp_path / "tiny_sensitivity"
-    shards = [str(folder / f"sensitivities.shard{i}of2.pkl") for i in range(2)]
-    for i in range(2):
-        assert run_in_process("sensitive", [*args, "--shard", f"{i}/2"]) in (0, None)
-    merge = [*args[:7], "--merge", *shards]
+    folder, shards, merge = _two_shards(tiny_cli, tmp_path)
     _interrupted("sensitive.py", merge, 2, signal.SIGTERM, folder)  # after the results file was emptied
     assert load_sensitivities(str(folder / "sensitivities.pkl")) == {}
     assert not os.path.exists(folder / "sensitivities.png")
