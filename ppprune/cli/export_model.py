@@ -67,13 +67,12 @@ def check_export(spec, exe, scope, model, inputs, threads, use_gpu):
 
     from .. import deploy
 
-    parts = [("", spec, model, ())]
-    if spec.network:
-        tmp = tempfile.mkdtemp(prefix="ppprune-check-")
-        net = network_spec(spec)
-        parts = [("network ", net, export(net, exe, scope, tmp), ()), ("", spec, model, (0,))]
-    try:
-        for what, part, prefix, as_scores in parts:
+    with tempfile.TemporaryDirectory(prefix="ppprune-check-") as tmp:
+        parts = [("", spec, model, False)]  # (what, program part, exported prefix, detections after NMS)
+        if spec.network:
+            net = network_spec(spec)
+            parts = [("network ", net, export(net, exe, scope, tmp), False), ("", spec, model, True)]
+        for what, part, prefix, detections in parts:
             with paddle.static.scope_guard(scope):
                 expected = exe.run(part.program, feed=inputs,  # the whole program runs: every feed
                                    fetch_list=list(part.fetches.values()), return_numpy=False)
@@ -84,16 +83,13 @@ def check_export(spec, exe, scope, model, inputs, threads, use_gpu):
                 raise runner.UsageError(f"Paddle Inference returns {what}outputs of other shapes than the executor "
                                         f"({[g.shape for g in got]} vs {[e.shape for e in expected]}); nothing was "
                                         "exported. Report this with the config and plan.json")
-            pairs = [(_scores(g), _scores(e)) if i in as_scores and e.ndim == 2 and e.shape[1] > 1 else (g, e)
-                     for i, (g, e) in enumerate(zip(got, expected))]
+            pairs = [(_scores(g), _scores(e)) if detections and e.ndim == 2 and e.shape[1] > 1 else (g, e)
+                     for g, e in zip(got, expected)]
             if not all(np.allclose(g, e, rtol=1e-3, atol=1e-3) for g, e in pairs):
                 worst = max(float(np.abs(g - e).max()) for g, e in pairs if e.size)
                 raise runner.UsageError(f"Paddle Inference {what}output differs from the executor's by up to {worst:.3g}; "
                                         "nothing was exported. Export with use_gpu: false, or report this with the "
                                         "config and plan.json")
-    finally:
-        if spec.network:
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _scores(rows):
