@@ -47,6 +47,24 @@ def add_prune_flags(p):
     p.add_argument("--round_to", type=int, default=1, help="keep remaining channel counts multiples of N")
 
 
+def add_flops_target_flags(p, what):
+    p.add_argument("--target_flops", type=float, default=None, help=f"share of FLOPs to remove: {what}")
+    p.add_argument("--flops_tolerance", type=share, default=0.01,
+                   help="how far the planned FLOPs may land from --target_flops (default 0.01); small models with "
+                        "few channels per conv may need more")
+
+
+def share(text):
+    """argparse `type` of a share in [0, 1)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid float value: {text!r}") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"{value:g} is not a share in [0, 1) (e.g. 0.02)")
+    return value
+
+
 def positive_int(text):
     """argparse `type` of a count that must be at least 1 (threads, rounds, repeats)."""
     try:

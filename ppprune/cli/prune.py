@@ -19,9 +19,8 @@ def parse_args(argv=None):
     p = flags.parser(__doc__)
     flags.add_prune_flags(p)
     p.add_argument("-P", "--print_params", action="store_true", help="list prunable conv weights and exit")
-    p.add_argument("--target_flops", type=float, default=None,
-                   help="share of FLOPs to remove: ratios chosen from --sensitivities_file, or without one a single "
-                        "ratio for every conv of --pruned_params (default: every prunable conv)")
+    flags.add_flops_target_flags(p, "ratios chosen from --sensitivities_file, or without one a single ratio for "
+                                    "every conv of --pruned_params (default: every prunable conv)")
     latency.add_flags(p, "ratios chosen on a latency model measured on this machine, from --sensitivities_file "
                          "(least accuracy lost) or without one the fewest channels")
     p.add_argument("-s", "--sensitivities_file", default=None, help="sensitivities from tools/sensitive.py")
@@ -219,6 +218,7 @@ def _ratios_for_target(program, scope, args, params):
     if params:
         sens = {p: v for p, v in sens.items() if p in params}
     ratios = ratios_for_flops(program, sens, args.target_flops, round_to=args.round_to, scope=scope,
+                              tolerance=args.flops_tolerance,
                               criterion=get_criterion(args.prune_criterion, args.group_reduction),
                               idx_selector=args.idx_selector)
     chosen = [p for p in ratios if ratios[p] > 0]
@@ -248,7 +248,7 @@ def _uniform_for_target(program, scope, args, params):
     params = params or [row["name"] for row in prunable_params(program)[0]]
     ratios = uniform_ratios(program, params, args.target_flops, scope=scope,
                             criterion=get_criterion(args.prune_criterion, args.group_reduction),
-                            idx_selector=args.idx_selector, round_to=args.round_to)
+                            idx_selector=args.idx_selector, round_to=args.round_to, tolerance=args.flops_tolerance)
     print(f"uniform ratio for {args.target_flops:.0%} fewer FLOPs over {len(params)} convs: "
           f"{max(ratios.values()):.3f}, planned {ratios.reached:.1%} removed"
           + (f" (kept channels multiples of {args.round_to})" if args.round_to > 1 else ""))

@@ -31,7 +31,7 @@ def parse_args(argv=None):
     p.add_argument("--eval_batches", type=int, default=None, help="evaluate on the first N batches only (faster)")
     p.add_argument("--merge", nargs="+", default=None, metavar="FILE", help="merge shard files into -s and report")
     p.add_argument("--loss", type=float, default=None, help="suggest ratios keeping each weight's loss under this")
-    p.add_argument("--target_flops", type=float, default=None, help="suggest ratios removing this share of FLOPs")
+    flags.add_flops_target_flags(p, "suggest ratios for it")
     latency.add_flags(p, "suggest ratios for it, losing the least accuracy")
     p.add_argument("--split", choices=("holdout", "eval"), default="holdout",
                    help="images to measure on: the TrainReader's held-out ones (default) or the EvalReader's (warned)")
@@ -262,7 +262,7 @@ def _report(sens, args, out, program, scope):
     if args.target_flops is not None:
         from ..prune import ratios_for_flops
 
-        found = ratios_for_flops(program, sens, args.target_flops, scope=scope)
+        found = ratios_for_flops(program, sens, args.target_flops, scope=scope, tolerance=args.flops_tolerance)
         ratios = {p: r for p, r in found.items() if r > 0}
         print(f"ratios for {args.target_flops:.0%} fewer FLOPs (planned: {found.reached:.1%}): "
               + ", ".join(f"{p}={r:.3f}" for p, r in ratios.items()))

@@ -129,8 +129,8 @@ class _Search:
             lo, hi = (mid, hi) if reached < target else (lo, mid)
         closest = min(tried, key=lambda r: abs(r - target))
         raise PruneError(f"no {knob} removes {target:.1%} ± {tolerance:.1%} of the FLOPs in {max_iters} steps "
-                         f"(closest: {closest:.1%}); the channel counts are too coarse here: raise the tolerance or "
-                         "lower round_to")
+                         f"(closest: {closest:.1%}); the channel counts are too coarse here: raise the tolerance "
+                         "(tools/prune.py --flops_tolerance) or lower round_to")
 
 
 def planned_flops(view, read_tensor, ratios, criterion, selector, base):
