@@ -3,7 +3,6 @@ damaged manifests refused (nothing touched), a full disk leaves nothing under a 
 import os
 import subprocess
 
-import numpy as np
 import paddle
 import pytest
 
