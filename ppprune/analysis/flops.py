@@ -8,7 +8,7 @@ Unit: multiply-adds (MACs), PaddleSlim's convention, per sample (a batch dimensi
 - with `only_conv=False` also one op per output element of batch_norm, elementwise arithmetic and
   activations, and per pooled input element of pool2d (kernel window x output elements).
 
-Nothing else counts (reshapes, slices, concat, interpolation, roi_align, softmax...). Pruned programs record their exact
+Nothing else counts (reshapes, slices, concat, interpolation, roi_align, gather, softmax...). Pruned programs record their exact
 shapes, so counting a pruned program gives its real cost.
 """
 import numpy as np
@@ -34,7 +34,7 @@ NOT_COUNTED = frozenset((
     "abs", "brelu", "ceil", "celu", "clip", "exp", "floor", "hardtanh", "log", "logsigmoid", "selu", "sign",
     "softplus", "softsign", "sqrt", "square", "tanh_shrink", "thresholded_relu", "scale", "elementwise_pow",
     "maximum", "minimum", "add_n", "sum_op", "max_pool2d_with_index", "mean", "sum", "max", "min", "prod",
-    "softmax", "log_softmax", "instance_norm", "group_norm", "layer_norm", "slice", "strided_slice", "roi_align",
+    "softmax", "log_softmax", "instance_norm", "group_norm", "layer_norm", "slice", "strided_slice", "roi_align", "gather",
 ))
 
 

@@ -480,6 +480,22 @@ def roi_align(walk, op, key, axis, ch):
            why=f"only the channel axis (1) of its feature map passes through it (entered on axis {axis})")
 
 
+@RULES.under("gather")
+def gather(walk, op, key, axis, ch):
+    """Rows picked along another axis (a two-stage head putting its RoIs back in order after pooling them
+    level by level) keep every channel. A gather along the pruned axis picks channels by their positions
+    before pruning, and one whose axis is computed at run time may be that one: both are refused."""
+    x, out = op.ins("x")[0], op.outs("out")[0]
+    picked = op.attr("axis")
+    if picked is None:
+        walk.cannot(op, "its axis is computed at run time")
+    picked %= len(walk.shape(x))
+    if key in (x, out) and axis == picked:
+        walk.cannot(op, f"it picks along axis {axis}, the pruned one, by the channels' positions before pruning")
+    _share(walk, op, key, axis, ch, [(x, axis, "flow", None), (out, axis, "flow", None)],
+           why="its index holds positions, not channels")
+
+
 # -- fully connected heads ----------------------------------------------------------------------
 
 

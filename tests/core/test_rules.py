@@ -321,6 +321,19 @@ def test_slices_along_other_axes_keep_the_channels_and_a_cut_of_them_is_refused(
     assert reached(enter(cols, "x", 1)) == {("y", 1): ident(6)}
 
 
+def test_gather_along_other_axes_keeps_the_channels_and_along_them_is_refused():
+    shapes = {"x": [5, 6, 2, 2], "i": [5], "y": [5, 6, 2, 2]}
+    rois = FakeView("gather", {"x": ["x"], "index": ["i"]}, {"out": ["y"]}, shapes, {"axis": 0})
+    assert reached(enter(rois, "x", 1)) == {("y", 1): ident(6)}
+    assert reached(enter(rois, "y", 1)) == {("x", 1): ident(6)}
+    assert "picks along axis 0, the pruned one" in refusal(rois, "x", 0).why
+    assert "its index holds positions" in refusal(rois, "i", 0).why
+    channels = FakeView("gather", {"x": ["x"], "index": ["i"]}, {"out": ["y"]}, {**shapes, "i": [6]}, {"axis": 1})
+    assert "picks along axis 1, the pruned one" in refusal(channels, "x", 1).why
+    computed = FakeView("gather", {"x": ["x"], "index": ["i"], "axis": ["a"]}, {"out": ["y"]}, shapes, {})
+    assert "computed at run time" in refusal(computed, "x", 1).why
+
+
 def test_roi_align_pools_every_box_from_the_feature_maps_channels():
     view = FakeView("roi_align", {"x": ["x"], "boxes": ["b"], "boxes_num": ["n"]}, {"out": ["y"]},
                     {"x": [2, 6, 8, 8], "b": [5, 4], "n": [2], "y": [5, 6, 2, 2]}, {"pooled_height": 2})

@@ -510,7 +510,8 @@ _BOXES = [[0, 0, 8, 8], [4, 2, 15, 12], [1, 1, 6, 14], [8, 8, 16, 16]]  # x1, y1
 
 def two_stage(x):
     """Faster R-CNN in miniature, at batch 2: a backbone, an FPN level (lateral + upsampled top + output
-    conv), and on it an RoI head (roi_align of two fixed boxes per image -> conv -> fc) and an RPN head. The
+    conv), and on it an RoI head (roi_align of two fixed boxes per image, put back in order by a gather as
+    after PaddleDetection's per-level pooling -> conv -> fc) and an RPN head. The
     shared RPN conv is read sliced along the height (no cut of its channels) by the score conv, whose
     scores then meet a top-k (no channel rule: not prunable); the predictor's output is sliced along its
     channels (objectness, then boxes refined by two more convs: not prunable either). Naming every conv
@@ -523,6 +524,7 @@ def two_stage(x):
     p2 = conv(conv(c1, 8, 6, "frc_lat", k=1, act=None) + top, 6, 6, "frc_fpn", act=None)
     boxes = paddle.assign(np.array(_BOXES, "float32"))
     pooled = paddle.vision.ops.roi_align(p2, boxes, paddle.assign(np.array([2, 2], "int32")), 2, spatial_scale=1.0)
+    pooled = paddle.gather(pooled, paddle.assign(np.array([1, 3, 0, 2], "int64")), axis=0)  # RoIs back in order
     logits = head(conv(pooled, 6, 8, "roi_conv"), 8, 2, classes=5)
     rpn = conv(p2, 6, 6, "rpn_conv", bias=True, bn=False)
     score = conv(rpn[:, :, 2:14], 6, 3, "rpn_score", k=1, bias=True, bn=False, act=None)
