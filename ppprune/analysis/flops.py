@@ -8,8 +8,8 @@ Unit: multiply-adds (MACs), PaddleSlim's convention, per sample (a batch dimensi
 - with `only_conv=False` also one op per output element of batch_norm, elementwise arithmetic and
   activations, and per pooled input element of pool2d (kernel window x output elements).
 
-Nothing else counts (reshapes, slices, concat, interpolation, roi_align, gather, softmax...). Pruned programs record their exact
-shapes, so counting a pruned program gives its real cost.
+Nothing else counts (reshapes, slices, concat, interpolation, roi_align, gather, softmax...). Pruned programs
+record their exact shapes, so counting a pruned program gives its real cost.
 """
 import numpy as np
 
