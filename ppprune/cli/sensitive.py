@@ -141,7 +141,10 @@ def _analyse(cfg, args, out, spec, exe, scope, place, model):
         out.open()
         dump_config(cfg, os.path.join(out.path, "config.yml"))
     distributed.barrier()  # the folder exists before any rank writes its shard
-    print(f"analysing {len(params)} weights on {split['images']} {split['reader']} images; results in {target} "
+    images = f"{split['images']} {split['reader']} images"
+    if args.eval_batches:  # the loader is those batches, read once
+        images = f"{sum(len(b['image']) for b in loader)} of the {images} (--eval_batches {args.eval_batches})"
+    print(f"analysing {len(params)} weights on {images}; results in {target} "
           "(rerun the same command to resume)")
     sens = sensitivity(spec.program, place, params, eval_func, sensitivities_file=target, pruned_ratios=ratios,
                        scope=scope, provenance=provenance, restart=args.restart)
