@@ -60,8 +60,8 @@ def run(argv=None):
         sens = os.path.join(paths.save_dir(cfg, args.config, "_sensitivity"), sensitive.DEFAULT_FILE)
         restart = ["--restart"] if args.restart_sensitivity else []
         sensitive.run(["-c", args.config, "-o", f"weights={base}", "--pruned_ratios", args.sensitivity_ratios,
-                       "--eval_batches", str(args.eval_batches), "--split", "holdout", "-s", sens, *restart,
-                       *overwrite])
+                       "--eval_batches", str(args.eval_batches), "--split", "holdout", "-s", sens,
+                       "--target_flops", str(args.target_flops), *restart, *overwrite])  # the plot marks its ratios
         how = ["--target_flops", str(args.target_flops), "-s", sens]
     print("== prune and fine-tune")
     pruned = prune.run(["-c", args.config, "-o", f"weights={base}", f"max_iters={args.finetune_iters}",

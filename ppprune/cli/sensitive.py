@@ -253,25 +253,29 @@ def _report(sens, args, out, program, scope):
     if not sens:
         print("no results to plot or suggest ratios from (an empty shard?)")
         return
+    chosen = {}  # the suggested ratios, marked on the plot (drawn even when a suggestion fails)
     try:
-        plot_sensitivities(sens, png)
-        print(f"plot: {png}")
-    except ImportError as e:
-        print(f"no plot ({e})")
-    if args.loss is not None:
-        ratios = get_ratios_by_loss(sens, args.loss)
-        print(f"ratios with loss <= {args.loss:g}: " + ", ".join(f"{p}={r:.3f}" for p, r in ratios.items()))
-        _suggest(ratios)
-    if args.target_flops is not None:
-        from ..prune import ratios_for_flops
+        if args.loss is not None:
+            chosen = get_ratios_by_loss(sens, args.loss)
+            print(f"ratios with loss <= {args.loss:g}: " + ", ".join(f"{p}={r:.3f}" for p, r in chosen.items()))
+            _suggest(chosen)
+        if args.target_flops is not None:
+            from ..prune import ratios_for_flops
 
-        found = ratios_for_flops(program, sens, args.target_flops, scope=scope, tolerance=args.flops_tolerance)
-        ratios = {p: r for p, r in found.items() if r > 0}
-        print(f"ratios for {args.target_flops:.0%} fewer FLOPs (planned: {found.reached:.1%}): "
-              + ", ".join(f"{p}={r:.3f}" for p, r in ratios.items()))
-        for note in found.notes:
-            print(f"note: {note}")
-        _suggest(ratios)
+            found = ratios_for_flops(program, sens, args.target_flops, scope=scope, tolerance=args.flops_tolerance)
+            ratios = {p: r for p, r in found.items() if r > 0}
+            print(f"ratios for {args.target_flops:.0%} fewer FLOPs (planned: {found.reached:.1%}): "
+                  + ", ".join(f"{p}={r:.3f}" for p, r in ratios.items()))
+            for note in found.notes:
+                print(f"note: {note}")
+            _suggest(ratios)
+            chosen = ratios
+    finally:
+        try:
+            plot_sensitivities(sens, png, chosen=chosen)
+            print(f"plot: {png}" + (" (the suggested ratios marked)" if chosen else ""))
+        except ImportError as e:
+            print(f"no plot ({e})")
 
 
 def _suggest_for_latency(cfg, args, spec, exe, scope, sens):
