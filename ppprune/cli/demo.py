@@ -41,6 +41,7 @@ def run(argv=None):
     from ..config import load_config
     from . import eval as evaluate
     from . import export_model, prune, sensitive, train
+    from .compare import describe
 
     tic = time.time()
     overwrite = ["--overwrite"] if args.overwrite else []  # output folders of an older ppprune have no manifest
@@ -85,7 +86,7 @@ def run(argv=None):
           for what, key in (("network latency", "net_latency_ms"), ("end-to-end latency", "latency_ms"))],
     ]
     print()
-    table.print_table(f"YOLOv3-MobileNetV1 demo, pruned and fine-tuned {args.finetune_iters} iterations "
+    table.print_table(f"{describe(cfg)} ({name}), pruned and fine-tuned {args.finetune_iters} iterations "
                        f"({(time.time() - tic) / 60:.1f} min):", ("", "original", "pruned", "change"), rows)
 
 

@@ -95,7 +95,7 @@ def test_demo_main_job_prints_the_before_after_table(work):
     code, out = tool("demo.py", "-c", work["cfg"], "--finetune_iters", "2", "--pruned_params", PARAMS,
                      "--pruned_ratios", "0.5")
     assert code == 0, out
-    table = out[out.index("YOLOv3-MobileNetV1 demo"):]
+    table = out[out.index("YOLOv3-MobileNetV1 (96 px) (tiny), pruned and fine-tuned 2 iterations"):]
     for row in ("VOC mAP", "FLOPs (MACs)", "parameters", "file MB", "network latency ms", "end-to-end latency ms"):
         assert row in table
     flops_row = next(line for line in table.splitlines() if "FLOPs" in line)
