@@ -81,29 +81,25 @@ def main(argv=None):
     if "baseline_mAP" not in state:
         state["baseline_mAP"] = evaluate.run(["-c", args.config, "-o", *args.opt, f"weights={base}"])["mAP"]
         save()
-    seeds = [int(s) for s in args.seeds.split(",")]
-    for target in (float(t) for t in args.targets.split(",")):
-        for recipe, kind, by_sensitivity in RECIPES:
-            key = f"{recipe}, latency -{target:.0%}"
+    rows = [(f"{recipe}, latency -{target:.0%}", recipe, kind, by_sensitivity, target)
+            for target in (float(t) for t in args.targets.split(",")) for recipe, kind, by_sensitivity in RECIPES]
+    for seed in (int(s) for s in args.seeds.split(",")):  # every row's first seed before any second one
+        for key, recipe, kind, by_sensitivity, target in rows:
             row = state["rows"].setdefault(key, {"recipe": recipe, "kind": kind, "target": target,
                                                  "sensitive": by_sensitivity, "seeds": {}})
             if kind == "flops" and "flops_target" not in row:
                 print(f"== {key}: the FLOPs target whose measured latency is the target's", flush=True)
                 row.update(_match_flops(args, base, sens if by_sensitivity else None, target))
                 save()
-            if (kind == "flops" and row["flops_target"] is None) or "error" in row:
-                continue  # out of reach: the report says so
-            for seed in seeds:
-                if str(seed) not in row["seeds"]:
-                    print(f"== {key}, seed {seed}", flush=True)
-                    try:
-                        row["seeds"][str(seed)] = _finetune(args, base, sens, key, row, seed)
-                    except (PruneError, UsageError) as e:  # an impossible target: the row says why
-                        row["error"] = str(e)
-                        save()
-                        break
-                    state.pop("timing", None)  # a new model: the timing no longer covers every row
-                    save()
+            if (kind == "flops" and row["flops_target"] is None) or "error" in row or str(seed) in row["seeds"]:
+                continue  # out of reach (the report says so), or done
+            print(f"== {key}, seed {seed}", flush=True)
+            try:
+                row["seeds"][str(seed)] = _finetune(args, base, sens, key, row, seed)
+            except (PruneError, UsageError) as e:  # an impossible target: the row says why
+                row["error"] = str(e)
+            state.pop("timing", None)  # a new model: the timing no longer covers every row
+            save()
     if "timing" not in state:
         print("== timing every model against the original in the same interleaved rounds", flush=True)
         models = {ORIGINAL: base}
@@ -187,13 +183,17 @@ def _finetune(args, base, sens, key, row, seed):
     folder = os.path.join(args.work, "rows", re.sub(r"[^A-Za-z0-9]+", "_", key).strip("_"), f"seed{seed}")
     opts = [*args.opt, f"save_dir={folder}", f"weights={base}", f"max_iters={args.finetune_iters}",
             f"snapshot_iter={args.finetune_iters}", f"LearningRate.base_lr={args.finetune_lr}", f"TrainReader.seed={seed}"]
-    if row["kind"] == "latency":
+    if "ratios" in row:  # a later seed: the first seed's plan (a latency search times, so it may differ run to run)
+        flags = ["--pruned_params", ",".join(row["ratios"]), "--pruned_ratios", ",".join(map(str, row["ratios"].values()))]
+    elif row["kind"] == "latency":
         flags = ["--target_latency", str(row["target"]), "--threads", str(args.threads)]
     else:
         flags = ["--target_flops", str(row["flops_target"]), "--flops_tolerance", str(args.flops_tolerance)]
-    if row["sensitive"]:
+    if row["sensitive"] and "ratios" not in row:
         flags += ["-s", sens]
     pruned = prune.run(["-c", args.config, "-o", *opts, *flags, *(["--overwrite"] if args.overwrite else [])])
+    with open(os.path.join(pruned["out"], "plan.json")) as f:
+        row.setdefault("ratios", {e["param"]: e["ratio"] for e in json.load(f)["entries"]})
     row.setdefault("before", pruned["before"])
     row.setdefault("after", pruned["after"])
     if "latency" in pruned["report"]:
