@@ -182,23 +182,24 @@ def _time_all(args, state):
 
 def _report(args, state):
     rows, timing = state["rows"], state["timing"]
-    stats, base = timing["stats"], rows["baseline"]
+    stats, ref, base = timing["stats"], timing["reference"], rows["baseline"]
     cfg = load_config(args.config, [*args.opt])
     o = stats[ORIGINAL]
     lines = [f"{describe(cfg)} on the demo VOC data; every row below the baseline fine-tuned {args.finetune_iters} "
              f"iterations at lr {args.finetune_lr} once per seed (the control row: that fine-tuning with nothing "
              f"pruned); mAP is the mean over seeds with their range (two seeds give a range, not a standard "
-             f"deviation). Latency: Paddle Inference on the CPU, {timing['threads']} thread(s), every model and the "
-             f"original timed in the same {timing['rounds']} interleaved rounds of {timing['repeat']} runs (load "
-             f"average {timing['load'][0]:.2f} -> {timing['load'][1]:.2f}); ms median (min-max over rounds), change "
-             f"against the original's median. Whole run: {state['seconds'] / 60:.1f} min.", "",
+             f"deviation). Latency: Paddle Inference on the CPU, {timing['threads']} thread(s), every model timed "
+             f"against the original in its own {timing['rounds']} interleaved rounds of {timing['repeat']} runs, "
+             f"one model after another in one run (load average {load_range(timing)}); ms median (min-max over rounds), "
+             "then the original's median in the same rounds and the change. Whole run: "
+             f"{state['seconds'] / 60:.1f} min.", "",
              "| recipe | seeds | VOC mAP | mAP range | MFLOPs (MACs) | parameters (M) | file MB | network ms | "
              "end to end ms |", "|---|---|---|---|---|---|---|---|---|"]
     first = next((r for k, r in rows.items() if k != "baseline" and "before" in r), None)
     if first is not None:
         b = first["before"]
         lines.append(f"| Baseline | 1 | {base['mAP']:.4f} | - | {b['flops'] / 1e6:.1f} | {b['params'] / 1e6:.3f} | "
-                     f"{first['file_mb'][ORIGINAL]:.2f} | {_ms(o['network'])} | {_ms(o['end to end'])}{_mark(o)} |")
+                     f"{first['file_mb'][ORIGINAL]:.2f} | {latency_cell(o['network'])} | {latency_cell(o['end to end'])}{_mark(o)} |")
     points = [("Baseline", o["network"]["median"], [base["mAP"]])]
     for key in [_key(label, target) for label, _, _, target in ROWS]:
         r = rows.get(key)
@@ -210,7 +211,8 @@ def _report(args, state):
         lines.append(f"| {key} | {len(maps)} | {maps.mean():.4f} ({maps.mean() - base['mAP']:+.4f}) | {spread} | "
                      f"{a['flops'] / 1e6:.1f} ({a['flops'] / b['flops'] - 1:+.1%}) | {a['params'] / 1e6:.3f} | "
                      f"{r['file_mb']['pruned']:.2f} ({r['file_mb']['pruned'] / r['file_mb'][ORIGINAL] - 1:+.0%}) | "
-                     f"{_ms(t['network'], o['network'])} | {_ms(t['end to end'], o['end to end'])}{_mark(t)} |")
+                     f"{latency_cell(t['network'], ref[key]['network'])} | {latency_cell(t['end to end'], ref[key]['end to end'])}"
+                     f"{_mark(t)} |")
         points.append((key, t["network"]["median"], list(maps)))
     notes = [_below_note(label, s) for label, s in stats.items() if _mark(s)]
     text = "\n".join(lines + ([""] + notes if notes else [])) + "\n"
@@ -226,9 +228,15 @@ def _report(args, state):
         print(f"no plot: {e}")
 
 
-def _ms(s, original=None):
+def latency_cell(s, original=None):
     text = f"{s['median']:.2f} ({s['min']:.2f}-{s['max']:.2f})"
-    return f"{text} {s['median'] / original['median'] - 1:+.0%}" if original else text
+    return f"{text}, original {original['median']:.2f}: {s['median'] / original['median'] - 1:+.0%}" if original else text
+
+
+def load_range(timing):
+    """The range of the load averages the pairs were timed at."""
+    loads = [v for pair in timing["load"].values() for v in pair]
+    return f"{min(loads):.2f}-{max(loads):.2f}" if loads else "-"
 
 
 def _mark(s):

@@ -28,6 +28,7 @@ from ppprune.analysis.plot import plot_recipes  # noqa: E402
 from ppprune.cli import eval as evaluate  # noqa: E402
 from ppprune.cli import prune  # noqa: E402
 from ppprune.cli.compare import describe, time_checkpoints  # noqa: E402
+from results_detection import latency_cell, load_range  # noqa: E402  (the same cells as the detection table)
 from ppprune.cli.runner import UsageError  # noqa: E402
 from ppprune.config import load_config  # noqa: E402
 from ppprune.core.errors import PruneError  # noqa: E402
@@ -55,6 +56,8 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--rounds", type=int, default=7, help="interleaved timing rounds of all models")
     p.add_argument("--repeat", type=int, default=20, help="timed runs per model and round")
+    p.add_argument("--remeasure", action="store_true",
+                   help="time the finished rows again (e.g. once the machine is quiet), nothing else")
     p.add_argument("--overwrite", action="store_true", help="let the tools write into folders an older ppprune wrote")
     p.add_argument("--work", default="output/results_latency")
     p.add_argument("--report", default="docs/results_latency.md")
@@ -100,6 +103,8 @@ def main(argv=None):
                 row["error"] = str(e)
             state.pop("timing", None)  # a new model: the timing no longer covers every row
             save()
+    if args.remeasure:
+        state.pop("timing", None)
     if "timing" not in state:
         print("== timing every model against the original in the same interleaved rounds", flush=True)
         models = {ORIGINAL: base}
@@ -211,9 +216,9 @@ def _report(args, state):
     lines = [f"{describe(cfg)} on the demo VOC data, from the "
              f"detection table's baseline (VOC mAP {state['baseline_mAP']:.4f}); every row fine-tuned "
              f"{args.finetune_iters} iterations at lr {args.finetune_lr} once per seed. Latency: the network alone, "
-             f"Paddle Inference on the CPU, {timing['threads']} thread(s), every model and the original timed in the "
-             f"same {timing['rounds']} interleaved rounds of {timing['repeat']} runs (load average "
-             f"{timing['load'][0]:.2f} -> {timing['load'][1]:.2f}); original {o['median']:.2f} ms. \"On target\": "
+             f"Paddle Inference on the CPU, {timing['threads']} thread(s), every model timed against the original in "
+             f"its own {timing['rounds']} interleaved rounds of {timing['repeat']} runs (load average "
+             f"{load_range(timing)}); original {o['median']:.2f} ms (median over the pairs). \"On target\": "
              f"measured within ±{WITHIN:.0%} of the original's latency of the target. Whole run: "
              f"{state['seconds'] / 60:.1f} min.", "",
              "| recipe | target | FLOPs target | seeds | VOC mAP | network ms | latency removed | on target | "
@@ -228,13 +233,13 @@ def _report(args, state):
             continue
         maps = np.array([s["mAP"] for s in r["seeds"].values()])
         m = stats[key]["network"]
-        got = 1 - m["median"] / o["median"]
+        got = 1 - m["median"] / timing["reference"][key]["network"]["median"]  # against the original of its rounds
         spread = f" ({maps.min():.4f}-{maps.max():.4f})" if len(maps) > 1 else ""
         lat = r.get("latency")
         predicted = f"{lat['predicted_removed']:.1%} ({lat['prediction_error']:+.1%})" if lat else "-"
         a, b = r["after"], r["before"]
         lines.append(f"| {r['recipe']} | -{r['target']:.0%} | {flops_target} | {len(maps)} | {maps.mean():.4f}{spread} | "
-                     f"{m['median']:.2f} ({m['min']:.2f}-{m['max']:.2f}) | {got:.1%} | "
+                     f"{latency_cell(m, timing['reference'][key]['network'])} | {got:.1%} | "
                      f"{'yes' if abs(got - r['target']) <= WITHIN else 'no'} | {predicted} | "
                      f"{a['flops'] / 1e6:.1f} ({a['flops'] / b['flops'] - 1:+.1%}) | {a['params'] / 1e6:.3f} |")
         points.append((key, m["median"], list(maps)))

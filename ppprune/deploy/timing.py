@@ -22,10 +22,12 @@ def _timed_runs(predictor, inputs, repeat):
     return times
 
 
-def compare_latency(predictors, inputs, rounds=5, repeat=10, warmup=3):
+def compare_latency(predictors, inputs, rounds=5, repeat=10, warmup=3, rewarm=2):
     """Time several predictors in interleaved rounds (A B A B ...), so a change in the machine's load
-    hits every model alike. {label: predictor} -> ({label: {"min", "median", "max"}} of the per-round
-    median milliseconds, (load average before, after))."""
+    hits every model alike. Each model's timed runs follow `rewarm` untimed ones: with many models in a
+    round, the previous ones have evicted its weights and buffers from the caches, while a deployed model
+    runs warm. {label: predictor} -> ({label: {"min", "median", "max"}} of the per-round median
+    milliseconds, (load average before, after))."""
     load_before = _load_average()
     for predictor in predictors.values():
         for _ in range(warmup):
@@ -33,6 +35,8 @@ def compare_latency(predictors, inputs, rounds=5, repeat=10, warmup=3):
     medians = {label: [] for label in predictors}
     for _ in range(rounds):
         for label, predictor in predictors.items():
+            for _ in range(rewarm):
+                predictor.run(inputs)
             medians[label].append(float(np.median(_timed_runs(predictor, inputs, repeat))))
     stats = {label: {"min": min(m), "median": float(np.median(m)), "max": max(m)} for label, m in medians.items()}
     return stats, (load_before, _load_average())

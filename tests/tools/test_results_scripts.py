@@ -10,7 +10,7 @@ from ppprune.data.fashion_mnist import fashion_mnist_available
 
 from tests.helpers import ROOT
 
-pytestmark = pytest.mark.heavy(195)  # seconds, about: heavy modules start first
+pytestmark = pytest.mark.heavy(330)  # seconds, about: heavy modules start first
 
 
 def bench(script, *args):
