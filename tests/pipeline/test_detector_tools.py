@@ -1,6 +1,7 @@
 """The tools on each detector family's demo config (a few generated images, 2 iterations), in this process:
 train once, then list the convs, prune to half the FLOPs with one ratio and fine-tune, evaluate, export with
-NMS in PaddleDetection's deploy layout, and detect with the exported model."""
+NMS in PaddleDetection's deploy layout, and detect with the exported model; and the main job (tools/demo.py)
+on the family's config."""
 import json
 import os
 import re
@@ -13,7 +14,7 @@ from tests.helpers.tools import run_in_process
 from tests.pipeline import test_picodet
 from tests.pipeline.test_ppyoloe_prune import CONVS as PPYOLOE_CONVS
 
-pytestmark = pytest.mark.heavy(120)  # seconds, about: heavy modules start first
+pytestmark = pytest.mark.heavy(90)  # seconds, about: heavy modules start first
 
 # PicoDet's PaddleDetection state dict names each output conv a second time (head_cls0 = head_cls_list.0)
 PICODET_CONVS = [n for n, s in test_picodet._reference() if len(s) == 4 and not re.match(r"head\.head_(cls|reg)\d\.", n)]
@@ -122,3 +123,14 @@ def test_prune_to_half_the_flops_fine_tune_eval_export_infer(trained, capsys):
                           str(trained["out"] / "infer"), "--draw_threshold", "0.0"], capsys)
     assert f"{image}: " in out and " boxes -> " in out, out
     assert os.path.isfile(trained["out"] / "infer" / image.name)
+
+
+def test_the_main_job_runs_on_the_family(trained, capsys):
+    """tools/demo.py -c <family config>: the before/after table of the main job (named convs: a 2-iteration
+    detector scores mAP 0, so its sensitivities are undefined)."""
+    out = _tool("demo", ["-c", trained["cfg"], "--finetune_iters", "2", "--pruned_params", trained["first"],
+                         "--pruned_ratios", "0.5"], capsys)
+    table = out[out.index(f"({trained['name']}), pruned and fine-tuned 2 iterations"):]
+    for row in ("VOC mAP", "FLOPs (MACs)", "parameters", "file MB", "network latency ms", "end-to-end latency ms"):
+        assert row in table
+    assert next(line for line in table.splitlines() if "FLOPs" in line).split()[-1].startswith("-")
