@@ -49,12 +49,7 @@ def parse_args(argv=None):
     p.add_argument("--eval_batches", type=int, default=2, help="held-out batches per sensitivity trial")
     p.add_argument("--round_to", type=int, default=1)
     p.add_argument("--flops_tolerance", type=float, default=0.01, help="as tools/prune.py --flops_tolerance")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--rounds", type=int, default=7, help="interleaved timing rounds of all models")
-    p.add_argument("--repeat", type=int, default=20, help="timed runs per model and round")
-    p.add_argument("--remeasure", action="store_true",
-                   help="time the finished rows again (e.g. once the machine is quiet), nothing else")
-    p.add_argument("--overwrite", action="store_true", help="let the tools write into folders an older ppprune wrote")
+    add_timing_flags(p)
     p.add_argument("--only", default=None,
                    help="run only the rows whose name contains one of these (comma-separated), e.g. 'uniform'")
     p.add_argument("--work", default="output/results_detection")
@@ -65,13 +60,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     tic = time.time()
-    state_path = os.path.join(args.work, "state.json")
-    state = json.load(open(state_path)) if os.path.isfile(state_path) else {"rows": {}, "seconds": 0.0}
-
-    def save():
-        os.makedirs(args.work, exist_ok=True)
-        with atomic_write(state_path) as f:
-            json.dump(state, f, indent=1)
+    state, save = load_state(args.work)
 
     seeds = [int(s) for s in args.seeds.split(",")]
     opts = [*args.opt, f"save_dir={args.work}"]
@@ -110,6 +99,29 @@ def main(argv=None):
     save()
     _report(args, state)
     return state
+
+
+def add_timing_flags(p):
+    """The flags both results tables time and write with."""
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--rounds", type=int, default=7, help="interleaved timing rounds of each model with the original")
+    p.add_argument("--repeat", type=int, default=20, help="timed runs per model and round")
+    p.add_argument("--remeasure", action="store_true",
+                   help="time the finished rows again (e.g. once the machine is quiet), nothing else")
+    p.add_argument("--overwrite", action="store_true", help="let the tools write into folders an older ppprune wrote")
+
+
+def load_state(work):
+    """The finished work kept in `work`/state.json, and a `save()` that rewrites it atomically."""
+    path = os.path.join(work, "state.json")
+    state = json.load(open(path)) if os.path.isfile(path) else {"rows": {}, "seconds": 0.0}
+
+    def save():
+        os.makedirs(work, exist_ok=True)
+        with atomic_write(path) as f:
+            json.dump(state, f, indent=1)
+
+    return state, save
 
 
 def _over(args):

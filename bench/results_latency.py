@@ -28,7 +28,7 @@ from ppprune.analysis.plot import plot_recipes  # noqa: E402
 from ppprune.cli import eval as evaluate  # noqa: E402
 from ppprune.cli import prune  # noqa: E402
 from ppprune.cli.compare import describe, time_checkpoints  # noqa: E402
-from results_detection import latency_cell, load_range  # noqa: E402  (the same cells as the detection table)
+from results_detection import add_timing_flags, latency_cell, load_range, load_state  # noqa: E402  (shared)
 from ppprune.cli.runner import UsageError  # noqa: E402
 from ppprune.config import load_config  # noqa: E402
 from ppprune.core.errors import PruneError  # noqa: E402
@@ -50,15 +50,10 @@ def parse_args(argv=None):
     p.add_argument("--targets", default="0.3,0.5", help="shares of the network's latency to remove")
     p.add_argument("--finetune_iters", type=int, default=300)
     p.add_argument("--finetune_lr", type=float, default=0.001)
-    p.add_argument("--seeds", default="0", help="fine-tuning seeds (TrainReader.seed), every row once per seed")
+    p.add_argument("--seeds", default="0,1", help="fine-tuning seeds (TrainReader.seed), every row once per seed")
     p.add_argument("--flops_tolerance", type=float, default=0.01, help="as tools/prune.py --flops_tolerance")
     p.add_argument("--match_steps", type=int, default=8, help="bisection steps of a FLOPs row's latency match")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--rounds", type=int, default=7, help="interleaved timing rounds of all models")
-    p.add_argument("--repeat", type=int, default=20, help="timed runs per model and round")
-    p.add_argument("--remeasure", action="store_true",
-                   help="time the finished rows again (e.g. once the machine is quiet), nothing else")
-    p.add_argument("--overwrite", action="store_true", help="let the tools write into folders an older ppprune wrote")
+    add_timing_flags(p)
     p.add_argument("--work", default="output/results_latency")
     p.add_argument("--report", default="docs/results_latency.md")
     return p.parse_args(argv)
@@ -67,13 +62,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     tic = time.time()
-    state_path = os.path.join(args.work, "state.json")
-    state = json.load(open(state_path)) if os.path.isfile(state_path) else {"rows": {}, "seconds": 0.0}
-
-    def save():
-        os.makedirs(args.work, exist_ok=True)
-        with atomic_write(state_path) as f:
-            json.dump(state, f, indent=1)
+    state, save = load_state(args.work)
 
     name = os.path.splitext(os.path.basename(args.config))[0]
     base, sens = os.path.join(args.source, name, "model_final"), os.path.join(args.source, "sensitivities.pkl")
