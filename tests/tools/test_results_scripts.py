@@ -110,7 +110,7 @@ def test_detection_then_latency_table_tiny(tmp_path, monkeypatch):
     # the latency table from that baseline and those sensitivities, with a fresh latency-model cache
     monkeypatch.setenv("PPPRUNE_CACHE", str(tmp_path / "cache"))
     report, work = tmp_path / "latency.md", tmp_path / "latency"
-    args = ["-c", cfg, *opts, "--from", str(tmp_path / "work"), "--targets", "0.05", "--finetune_iters", "2",
+    args = ["-c", cfg, *opts, "--from", str(tmp_path / "work"), "--targets", "0.05", "--seeds", "0", "--finetune_iters", "2",
             "--match_steps", "2", "--flops_tolerance", str(tolerance), "--rounds", "2", "--repeat", "2",
             "--work", str(work), "--report", str(report)]
     bench("results_latency.py", *args)
