@@ -10,7 +10,7 @@ from ppprune.data.fashion_mnist import fashion_mnist_available
 
 from tests.helpers import ROOT
 
-pytestmark = pytest.mark.heavy(330)  # seconds, about: heavy modules start first
+pytestmark = pytest.mark.heavy(180)  # seconds, about: heavy modules start first
 
 
 def bench(script, *args):
@@ -39,10 +39,10 @@ def test_classification_table_tiny(tmp_path):
     for key, r in state["rows"].items():
         if key == "baseline":
             continue
-        # the FLOPs are counted on the pruned Layer itself, and land on the row's target
-        assert abs(1 - r["flops"] / base["flops"] - r["target"]) <= 0.05 + 1e-9, (key, r["flops"])
-        # the plan counts at the 32x32 training size, the row at 224x224: only the fc's share differs
-        assert abs(r["planned_flops"] - (1 - r["flops"] / base["flops"])) < 0.005
+        # the plan lands on the row's target within the tolerance asked; it counts at the 32x32 training size,
+        # the row (the pruned Layer itself) at 224x224, where only the fc's share differs
+        assert abs(r["planned_flops"] - r["target"]) <= 0.05 + 1e-9, (key, r["planned_flops"])
+        assert abs(r["planned_flops"] - (1 - r["flops"] / base["flops"])) < 0.005, (key, r["flops"])
         for t in (1, 2):
             s = r[f"latency_{t}t"]
             assert 0 < s["min"] <= s["median"] <= s["max"]
@@ -65,14 +65,16 @@ def test_detection_then_latency_table_tiny(tmp_path, monkeypatch):
     report, work = tmp_path / "table.md", tmp_path / "work"
     # a barely trained tiny detector scores 0 mAP at IoU 0.5: keep every box and loosen the IoU. Sensitivities
     # need a baseline whose convs matter (40 iterations, not 2), 4 held-out images and a metric without the
-    # 11-point steps, else most losses tie at 0; its few channels per conv need a wider FLOPs tolerance.
+    # 11-point steps, else most losses tie at 0; its few channels per conv need a wider FLOPs tolerance for the
+    # loss-threshold search (4 of 8 trainings missed 1%): the uniform rows run first at the default 1%.
     rows = ("Baseline + the same fine-tuning", "uniform + L1 -50%", "sensitive + L1 -50%")
-    tolerance = 0.05
+    tolerance = {"uniform + L1 -50%": 0.01, "Baseline + the same fine-tuning": 0.0, "sensitive + L1 -50%": 0.05}
     opts = ["-o", "VOCMetric.overlap_thresh=0.01", "VOCMetric.map_type=integral", "YOLOv3Head.conf_thresh=0.0",
             "demo_data.num_train=16", "max_iters=40", "snapshot_iter=40"]
-    args = ["-c", cfg, *opts, "--finetune_iters", "2", "--seeds", "0,1",
-            "--eval_batches", "2", "--flops_tolerance", str(tolerance), "--rounds", "2", "--repeat", "2",
-            "--only", ",".join(rows), "--work", str(work), "--report", str(report)]
+    common = ["-c", cfg, *opts, "--finetune_iters", "2", "--seeds", "0,1", "--eval_batches", "2", "--rounds", "2",
+              "--repeat", "2", "--work", str(work), "--report", str(report)]
+    bench("results_detection.py", *common, "--only", ",".join(rows[:2]))
+    args = [*common, "--flops_tolerance", "0.05", "--only", ",".join(rows)]  # adds the sensitive row
     bench("results_detection.py", *args)
     state = json.loads((work / "state.json").read_text())
     assert list(state["rows"]) == ["baseline", *rows]
@@ -84,7 +86,7 @@ def test_detection_then_latency_table_tiny(tmp_path, monkeypatch):
         target = r["target"]
         assert sorted(r["seeds"]) == ["0", "1"] and all(0 <= s["mAP"] <= 1 for s in r["seeds"].values())
         assert r["seeds"]["0"]["weights"] != r["seeds"]["1"]["weights"]
-        assert abs(1 - r["after"]["flops"] / r["before"]["flops"] - target) <= tolerance  # counted on the pruned program
+        assert abs(1 - r["after"]["flops"] / r["before"]["flops"] - target) <= tolerance[key] + 1e-9  # on the pruned program
         if target:
             assert r["file_mb"]["pruned"] < r["file_mb"]["original"]
         else:  # the control: a plan that removes nothing
@@ -111,7 +113,7 @@ def test_detection_then_latency_table_tiny(tmp_path, monkeypatch):
     monkeypatch.setenv("PPPRUNE_CACHE", str(tmp_path / "cache"))
     report, work = tmp_path / "latency.md", tmp_path / "latency"
     args = ["-c", cfg, *opts, "--from", str(tmp_path / "work"), "--targets", "0.05", "--seeds", "0", "--finetune_iters", "2",
-            "--match_steps", "2", "--flops_tolerance", str(tolerance), "--rounds", "2", "--repeat", "2",
+            "--match_steps", "2", "--flops_tolerance", "0.05", "--rounds", "2", "--repeat", "2",
             "--work", str(work), "--report", str(report)]
     bench("results_latency.py", *args)
     state = json.loads((work / "state.json").read_text())
