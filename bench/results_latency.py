@@ -135,7 +135,7 @@ def _match_flops(args, base, sens_path, target):
         def removed(flops):
             """The measured share of latency removed at `flops` fewer FLOPs; None when no ratios land there."""
             try:
-                ratios = _flops_ratios(flops)
+                ratios = flops_ratios(flops)
             except PruneError as e:
                 print(f"  {flops:.1%} fewer FLOPs: {e}", flush=True)
                 return None
@@ -144,7 +144,7 @@ def _match_flops(args, base, sens_path, target):
             print(f"  {flops:.1%} fewer FLOPs: measured {share:.1%} less latency", flush=True)
             return share
 
-        def _flops_ratios(flops):
+        def flops_ratios(flops):
             if sens is None:
                 return uniform_ratios(spec.program, params, flops, scope=scope, tolerance=args.flops_tolerance)
             return ratios_for_flops(spec.program, sens, flops, scope=scope, tolerance=args.flops_tolerance)
