@@ -184,7 +184,7 @@ def _first_prunable(args):
 
 
 def _time_all(args, state):
-    """The original and one model per row (the first seed's: seeds share the structure), timed together."""
+    """One model per row (the first seed's: seeds share the structure), each timed against the original."""
     models = {ORIGINAL: _baseline(args)}
     for key, row in state["rows"].items():
         if key != "baseline" and row["seeds"]:
@@ -227,15 +227,19 @@ def _report(args, state):
                      f"{_mark(t)} |")
         points.append((key, t["network"]["median"], list(maps)))
     notes = [_below_note(label, s) for label, s in stats.items() if _mark(s)]
-    text = "\n".join(lines + ([""] + notes if notes else [])) + "\n"
-    os.makedirs(os.path.dirname(os.path.abspath(args.report)), exist_ok=True)
-    with atomic_write(args.report) as f:
+    write_report(args.report, "\n".join(lines + ([""] + notes if notes else [])) + "\n", points, timing, describe(cfg))
+
+
+def write_report(path, text, points, timing, title):
+    """The table (markdown) at `path`, printed, and beside it its picture: mAP against network latency."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with atomic_write(path) as f:
         f.write(text)
     print(text)
     try:
-        plot_recipes(points, os.path.splitext(args.report)[0] + ".png",
+        plot_recipes(points, os.path.splitext(path)[0] + ".png",
                      f"network latency ms (Paddle Inference, {timing['threads']} thread(s), median of the rounds)",
-                     "VOC mAP (mean; bar: min-max over seeds)", describe(cfg))
+                     "VOC mAP (mean; bar: min-max over seeds)", title)
     except ImportError as e:
         print(f"no plot: {e}")
 

@@ -24,15 +24,13 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout
 
-from ppprune.analysis.plot import plot_recipes  # noqa: E402
 from ppprune.cli import eval as evaluate  # noqa: E402
 from ppprune.cli import prune  # noqa: E402
 from ppprune.cli.compare import describe, time_checkpoints  # noqa: E402
-from results_detection import add_timing_flags, latency_cell, load_range, load_state  # noqa: E402  (shared)
+from results_detection import add_timing_flags, latency_cell, load_range, load_state, write_report  # noqa: E402
 from ppprune.cli.runner import UsageError  # noqa: E402
 from ppprune.config import load_config  # noqa: E402
 from ppprune.core.errors import PruneError  # noqa: E402
-from ppprune.fsutil import atomic_write  # noqa: E402
 
 CONFIG = os.path.join("configs", "yolov3", "yolov3_mobilenet_v1_demo.yml")
 RECIPES = (("latency, fewest channels", "latency", False), ("latency + sensitive", "latency", True),
@@ -232,17 +230,7 @@ def _report(args, state):
                      f"{'yes' if abs(got - r['target']) <= WITHIN else 'no'} | {predicted} | "
                      f"{a['flops'] / 1e6:.1f} ({a['flops'] / b['flops'] - 1:+.1%}) | {a['params'] / 1e6:.3f} |")
         points.append((key, m["median"], list(maps)))
-    text = "\n".join(lines) + "\n"
-    os.makedirs(os.path.dirname(os.path.abspath(args.report)), exist_ok=True)
-    with atomic_write(args.report) as f:
-        f.write(text)
-    print(text)
-    try:
-        plot_recipes(points, os.path.splitext(args.report)[0] + ".png",
-                     f"network latency ms (Paddle Inference, {timing['threads']} thread(s), median of the rounds)",
-                     "VOC mAP (mean; bar: min-max over seeds)", "latency targets against FLOPs targets")
-    except ImportError as e:
-        print(f"no plot: {e}")
+    write_report(args.report, "\n".join(lines) + "\n", points, timing, "latency targets against FLOPs targets")
 
 
 if __name__ == "__main__":

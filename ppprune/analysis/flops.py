@@ -34,7 +34,8 @@ NOT_COUNTED = frozenset((
     "abs", "brelu", "ceil", "celu", "clip", "exp", "floor", "hardtanh", "log", "logsigmoid", "selu", "sign",
     "softplus", "softsign", "sqrt", "square", "tanh_shrink", "thresholded_relu", "scale", "elementwise_pow",
     "maximum", "minimum", "add_n", "sum_op", "max_pool2d_with_index", "mean", "sum", "max", "min", "prod",
-    "softmax", "log_softmax", "instance_norm", "group_norm", "layer_norm", "slice", "strided_slice", "roi_align", "gather",
+    "softmax", "log_softmax", "instance_norm", "group_norm", "layer_norm", "slice", "strided_slice", "roi_align",
+    "gather",
 ))
 
 

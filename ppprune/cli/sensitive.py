@@ -272,7 +272,7 @@ def _report(sens, args, out, program, scope):
             chosen = ratios
     finally:
         try:
-            plot_sensitivities(sens, png, chosen=chosen)
+            plot_sensitivities(sens, png, chosen={p: r for p, r in chosen.items() if r > 0})  # unpruned: unmarked
             print(f"plot: {png}" + (" (the suggested ratios marked)" if chosen else ""))
         except ImportError as e:
             print(f"no plot ({e})")
